@@ -1,0 +1,62 @@
+# The single source of commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .local/venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed, found " + sys.version' 
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .local/venv with the project and its dev tools
+
+.PHONY: up
+up: $(STAMP) ## provision (cached) and start Kafka, both TimescaleDB clusters and Redis
+	@$(BIN)/python -m ess_stack up
+
+.PHONY: down
+down: ## stop everything the stack started (by PID)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m ess_stack down; else echo "nothing to stop"; fi
+
+.PHONY: status
+status: $(STAMP) ## show the local stack's processes and endpoints
+	@$(BIN)/python -m ess_stack status
+
+.PHONY: reset
+reset: $(STAMP) ## stop the stack and delete its data (caches are kept)
+	@$(BIN)/python -m ess_stack reset
+
+.PHONY: test
+test: up ## install, start the stack if needed, run the whole test suite
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## run the unit tests only (no servers needed)
+	@$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy (strict)
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy libs services tests
+
+.PHONY: fmt
+fmt: $(STAMP) ## apply ruff's formatter and safe fixes
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+.PHONY: run
+run: $(STAMP) ## start the stack and the whole pipeline, show what flows; Ctrl-C stops
+	@$(BIN)/python -m ess_stack run

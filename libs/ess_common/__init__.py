@@ -1,0 +1,1 @@
+"""Shared library of the ESS services: settings, data model, Kafka and service plumbing."""

@@ -1,0 +1,138 @@
+"""`python -m ess_stack up|down|status|env|reset`: the local stack, no Docker needed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+
+from ess_stack.components import Kafka, Postgres, Redis, Status
+from ess_stack.config import StackConfig
+from ess_stack.errors import StackError
+from ess_stack.provision import ensure_postgres
+from ess_stack.run import run_pipeline
+from ess_stack.setup import create_topics, prepare_database
+
+log = logging.getLogger("ess_stack")
+
+
+class Stack:
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self.redis = Redis(cfg)
+        self.kafka = Kafka(cfg)
+        self.db_local = Postgres(cfg, "local", cfg.db_local_port)
+        self.db_cloud = Postgres(cfg, "cloud", cfg.db_cloud_port)
+
+    @property
+    def components(self) -> list[Redis | Kafka | Postgres]:
+        return [self.redis, self.kafka, self.db_local, self.db_cloud]
+
+    def provision(self) -> None:
+        started = time.monotonic()
+        self.redis.provision()  # apt first: dpkg takes one install at a time
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            kafka = pool.submit(self.kafka.provision)
+            pg = pool.submit(ensure_postgres, self.cfg)
+            kafka.result()
+            runtime = pg.result()
+        self.db_local.runtime = self.db_cloud.runtime = runtime
+        where = f"chroot {runtime.root}" if runtime.chrooted else "native"
+        log.info("provisioned in %.1fs (postgres: %s)", time.monotonic() - started, where)
+
+    def up(self) -> None:
+        self.cfg.state.mkdir(parents=True, exist_ok=True)
+        self.provision()
+        for comp in self.components:
+            comp.start()
+        versions = asyncio.run(self._prepare())
+        self.cfg.env_file.write_text("\n".join(self.cfg.env_lines()) + "\n")
+        log.info("timescaledb %s on both clusters; settings in %s", versions, self.cfg.env_file)
+
+    async def _prepare(self) -> str:
+        local, cloud, created = await asyncio.gather(
+            prepare_database(self.cfg, self.db_local.name, self.cfg.db_local_port),
+            prepare_database(self.cfg, self.db_cloud.name, self.cfg.db_cloud_port),
+            create_topics(self.cfg),
+        )
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        return local if local == cloud else f"{local} (local) / {cloud} (cloud)"
+
+    def down(self) -> list[str]:
+        return [c.name for c in reversed(self.components) if c.stop()]
+
+    def reset(self) -> None:
+        self.down()
+        shutil.rmtree(self.cfg.state / "kafka", ignore_errors=True)
+        for db in (self.db_local, self.db_cloud):
+            link = self.cfg.state / db.name
+            target = link.resolve() if link.is_symlink() else link
+            shutil.rmtree(target, ignore_errors=True)
+            link.unlink(missing_ok=True) if link.is_symlink() else None
+        self.cfg.env_file.unlink(missing_ok=True)
+
+
+def _print_status(statuses: list[Status], as_json: bool) -> None:
+    if as_json:
+        print(
+            orjson.dumps(
+                [{**s.__dict__, "log_file": str(s.log_file)} for s in statuses],
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+        return
+    print(f"{'COMPONENT':<10} {'STATE':<8} {'PID':>8}  ENDPOINT")
+    for s in statuses:
+        state = "running" if s.running else "stopped"
+        print(f"{s.name:<10} {state:<8} {s.pid or '-':>8}  {s.endpoint}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ess-stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="provision (cached) and start Kafka, both TimescaleDBs and Redis")
+    sub.add_parser("down", help="stop the processes the stack started (by PID)")
+    status = sub.add_parser("status", help="show what is running")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("env", help="print the connection settings (ESS_* variables)")
+    sub.add_parser("reset", help="stop and delete the stack's data (not the caches)")
+    sub.add_parser("run", help="start the stack and every service; live view; Ctrl-C stops")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S"
+    )
+    stack = Stack(StackConfig())
+    try:
+        if args.command == "up":
+            stack.up()
+            _print_status([c.status() for c in stack.components], as_json=False)
+        elif args.command == "down":
+            stopped = stack.down()
+            print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        elif args.command == "status":
+            statuses = [c.status() for c in stack.components]
+            _print_status(statuses, args.json)
+            return 0 if all(s.running for s in statuses) else 3
+        elif args.command == "env":
+            print("\n".join(stack.cfg.env_lines()))
+        elif args.command == "run":
+            stack.up()
+            return run_pipeline(stack.cfg)
+        elif args.command == "reset":
+            stack.reset()
+            print("stack stopped and its data removed")
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The sink: Kafka telemetry topics into one TimescaleDB cluster, idempotently."""

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the sink, registered on an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class SinkMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("cluster", "table")
+        self.rows_written = Counter(
+            "ess_sink_rows_written_total", "Rows newly inserted", labels, registry=registry
+        )
+        self.duplicates = Counter(
+            "ess_sink_duplicates_skipped_total",
+            "Rows already present (replays, retries)",
+            labels,
+            registry=registry,
+        )
+        self.batches = Counter(
+            "ess_sink_batches_total", "Batches committed", ("cluster",), registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "ess_sink_batch_duration_seconds",
+            "Write + commit time of one batch",
+            ("cluster",),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.dlq = Counter(
+            "ess_sink_dlq_messages_total",
+            "Messages sent to the dead-letter topic",
+            ("cluster", "reason"),
+            registry=registry,
+        )
+        self.commit_failures = Counter(
+            "ess_sink_commit_failures_total",
+            "Offset commits that failed (batch reprocessed)",
+            ("cluster",),
+            registry=registry,
+        )
