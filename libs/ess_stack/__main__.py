@@ -72,10 +72,7 @@ class Stack:
         self.down()
         shutil.rmtree(self.cfg.state / "kafka", ignore_errors=True)
         for db in (self.db_local, self.db_cloud):
-            link = self.cfg.state / db.name
-            target = link.resolve() if link.is_symlink() else link
-            shutil.rmtree(target, ignore_errors=True)
-            link.unlink(missing_ok=True) if link.is_symlink() else None
+            db.remove_data()
         self.cfg.env_file.unlink(missing_ok=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
 import signal
 import subprocess
 import uuid
@@ -335,6 +336,14 @@ class Postgres:
 
     def stop(self) -> bool:
         return self.proc.stop(signal.SIGINT, timeout_s=60)  # SIGINT = fast shutdown
+
+    def remove_data(self) -> None:
+        """Delete this server's data directory (it must be stopped)."""
+        rt = self.runtime or ensure_postgres(self.cfg)
+        shutil.rmtree(rt.host_path(self._datadir(rt)), ignore_errors=True)
+        link = self.cfg.state / self.name
+        if link.is_symlink():
+            link.unlink()
 
     def status(self) -> Status:
         return Status(
