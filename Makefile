@@ -60,3 +60,13 @@ fmt: $(STAMP) ## apply ruff's formatter and safe fixes
 .PHONY: run
 run: $(STAMP) ## start the stack and the whole pipeline, show what flows; Ctrl-C stops
 	@$(BIN)/python -m ess_stack run
+
+.PHONY: deploy-check
+deploy-check: $(STAMP) ## validate docker-compose.yml and the k8s overlays (with the tools present)
+	@$(BIN)/pytest -q tests/unit/test_deploy_manifests.py
+	@if docker compose version >/dev/null 2>&1; then docker compose config -q && echo "compose: ok"; \
+	 elif command -v docker-compose >/dev/null; then docker-compose config -q && echo "compose: ok"; \
+	 else echo "compose: no docker compose here, schema not checked"; fi
+	@K=$$(command -v kustomize || echo $$HOME/go/bin/kustomize); if [ -x "$$K" ]; then \
+	 for o in k8s/overlays/*/; do $$K build $$o >/dev/null && echo "kustomize $$o: ok"; done; \
+	 else echo "kustomize: not installed (go install sigs.k8s.io/kustomize/kustomize/v5@v5.4.3)"; fi

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
+from ess_common.settings import CommonSettings, ConfigError, load_settings
 from ess_stack.components import Kafka, Postgres, Redis, Status
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the connection settings (ESS_* variables)")
     sub.add_parser("reset", help="stop and delete the stack's data (not the caches)")
     sub.add_parser("run", help="start the stack and every service; live view; Ctrl-C stops")
+    topics = sub.add_parser(
+        "topics", help="create the pipeline's topics on ESS_KAFKA_BOOTSTRAP (compose, k8s)"
+    )
+    topics.add_argument("--bootstrap", help="default: ESS_KAFKA_BOOTSTRAP")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S"
@@ -122,10 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             stack.up()
             return run_pipeline(stack.cfg)
+        elif args.command == "topics":
+            common = load_settings(CommonSettings)
+            created = asyncio.run(
+                create_topics(
+                    stack.cfg, common.topic_prefix, args.bootstrap or common.kafka_bootstrap
+                )
+            )
+            print("created: " + (", ".join(created) if created else "all topics already existed"))
         elif args.command == "reset":
             stack.reset()
             print("stack stopped and its data removed")
-    except StackError as exc:
+    except (StackError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

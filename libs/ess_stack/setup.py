@@ -46,9 +46,15 @@ async def prepare_database(cfg: StackConfig, name: str, port: int) -> str:
         await conn.close()
 
 
-async def create_topics(cfg: StackConfig, prefix: str = "ess") -> list[str]:
-    """Create the pipeline's topics if missing; returns the names created now."""
-    bootstrap = f"{cfg.host}:{cfg.kafka_port}"
+async def create_topics(
+    cfg: StackConfig, prefix: str = "ess", bootstrap: str | None = None
+) -> list[str]:
+    """Create the pipeline's topics if missing; returns the names created now.
+
+    `bootstrap` defaults to the local stack's broker; compose and Kubernetes
+    pass their own (`python -m ess_stack topics`).
+    """
+    bootstrap = bootstrap or f"{cfg.host}:{cfg.kafka_port}"
     deadline = time.monotonic() + cfg.ready_timeout_s
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     while True:
