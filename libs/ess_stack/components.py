@@ -51,7 +51,7 @@ def _claim_port(name: str, proc: ManagedProcess, host: str, port: int) -> bool:
     return False
 
 
-def _await_ready(name: str, proc: ManagedProcess, host: str, port: int, timeout_s: float) -> None:
+def await_ready(name: str, proc: ManagedProcess, host: str, port: int, timeout_s: float) -> None:
     if not wait_port(host, port, timeout_s, proc):
         died = proc.exited_early()
         proc.stop(timeout_s=5)
@@ -96,7 +96,7 @@ class Redis:
                 str(self.cfg.state),
             ]
         )
-        _await_ready(
+        await_ready(
             self.name, self.proc, self.cfg.host, self.cfg.redis_port, self.cfg.ready_timeout_s
         )
 
@@ -220,7 +220,7 @@ class Kafka:
                 self.proc.log_file.write_text(fmt.stdout + fmt.stderr)
                 raise StackError(self.name, "formatting KRaft storage failed", self.proc.log_file)
         self.proc.start(self._java("kafka.Kafka", str(self.props)))
-        _await_ready(self.name, self.proc, c.host, c.kafka_port, c.ready_timeout_s)
+        await_ready(self.name, self.proc, c.host, c.kafka_port, c.ready_timeout_s)
 
     def stop(self) -> bool:
         return self.proc.stop(signal.SIGTERM, timeout_s=60)
@@ -305,7 +305,7 @@ class Postgres:
             "log_min_messages=warning",
         )
         self.proc.start(argv)
-        _await_ready(self.name, self.proc, self.cfg.host, self.port, self.cfg.ready_timeout_s)
+        await_ready(self.name, self.proc, self.cfg.host, self.port, self.cfg.ready_timeout_s)
 
     def _initdb(self, rt: PgRuntime, datadir: str, host_dir: Path) -> None:
         host_dir.mkdir(parents=True, exist_ok=True)
