@@ -7,7 +7,8 @@ COPY services ./services
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 ess
+RUN useradd --system --uid 10001 ess \
+    && mkdir -p /var/lib/ess-collector && chown ess /var/lib/ess-collector  # collector spool
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER ess

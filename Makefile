@@ -7,6 +7,7 @@ VENV := .local/venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH ?= *
 
 .PHONY: help
 help: ## list the targets
@@ -46,11 +47,19 @@ test: up ## install, start the stack if needed, run the whole test suite
 test-unit: $(STAMP) ## run the unit tests only (no servers needed)
 	@$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: up ## run the benchmarks, write bench-results/*.json (BENCH=name runs one)
+	@mkdir -p bench-results
+	@for f in benchmarks/$(BENCH).py; do \
+		grep -q '^def main' $$f && grep -q '__main__' $$f || continue; \
+		echo "== $$f"; $(BIN)/python $$f || exit 1; \
+	done
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy (strict)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy libs services tests
+	@$(BIN)/mypy libs services tests benchmarks
 
 .PHONY: fmt
 fmt: $(STAMP) ## apply ruff's formatter and safe fixes

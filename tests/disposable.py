@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ess_stack.components import Kafka, Postgres
+import asyncpg
+
+from ess_stack.components import Kafka, Postgres, Redis
 from ess_stack.config import StackConfig
 from ess_stack.setup import create_topics, prepare_database
 
@@ -38,6 +40,18 @@ class DisposablePostgres:
 
 
 @dataclass
+class DisposableRedis:
+    server: Redis
+    url: str
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+
+@dataclass
 class DisposableKafka:
     server: Kafka
     bootstrap: str
@@ -50,19 +64,41 @@ class DisposableKafka:
 
 
 @contextmanager
-def disposable_postgres(state_dir: Path) -> Iterator[DisposablePostgres]:
-    """A TimescaleDB server of its own with an `ess` database; removed afterwards."""
+def disposable_postgres(state_dir: Path, timescaledb: bool = True) -> Iterator[DisposablePostgres]:
+    """A TimescaleDB server of its own with an `ess` database; removed afterwards.
+
+    `timescaledb=False`: plain PostgreSQL (the extension's files are installed
+    but not preloaded, so `CREATE EXTENSION timescaledb` fails as it would there).
+    """
     port = free_port()
     cfg = StackConfig(state_dir=state_dir, db_local_port=port)
-    server = Postgres(cfg, "local", port)
+    server = Postgres(cfg, "local", port, timescaledb=timescaledb)
     server.provision()
     server.start()
     try:
-        asyncio.run(prepare_database(cfg, server.name, port))
+        if timescaledb:
+            asyncio.run(prepare_database(cfg, server.name, port))
+        else:
+            asyncio.run(_create_plain_database(cfg, port))
         yield DisposablePostgres(server, cfg.dsn(port))
     finally:
         server.stop()
         server.remove_data()
+
+
+async def _create_plain_database(cfg: StackConfig, port: int) -> None:
+    for attempt in range(60):
+        try:
+            admin = await asyncpg.connect(cfg.dsn(port, "postgres"), timeout=10)
+            break
+        except (OSError, asyncpg.CannotConnectNowError):
+            if attempt == 59:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{cfg.db_name}"')
+    finally:
+        await admin.close()
 
 
 @contextmanager
@@ -81,5 +117,18 @@ def disposable_kafka(state_dir: Path, prefix: str = "ess") -> Iterator[Disposabl
     try:
         asyncio.run(create_topics(cfg, prefix))
         yield DisposableKafka(server, f"{cfg.host}:{cfg.kafka_port}")
+    finally:
+        server.stop()
+
+
+@contextmanager
+def disposable_redis(state_dir: Path) -> Iterator[DisposableRedis]:
+    """A redis-server of its own, not persisted: FLUSHALL or a restart empties it."""
+    cfg = StackConfig(state_dir=state_dir, redis_port=free_port())
+    server = Redis(cfg)
+    server.provision()
+    server.start()
+    try:
+        yield DisposableRedis(server, f"redis://{cfg.host}:{cfg.redis_port}/0")
     finally:
         server.stop()

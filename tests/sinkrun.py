@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -62,3 +67,73 @@ def counter_total(service: SinkService, counter_name: str) -> float:
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+def sink_env(
+    base: CommonSettings, cluster: Cluster, dsn: str, prefix: str, group: str, **extra: str
+) -> dict[str, str]:
+    """Environment of a `python -m ess_sink` process for one cluster of a test."""
+    return {
+        **os.environ,
+        "ESS_KAFKA_BOOTSTRAP": base.kafka_bootstrap,
+        "ESS_SINK_CLUSTER": cluster,
+        f"ESS_DB_{cluster.upper()}_DSN": dsn,
+        "ESS_TOPIC_PREFIX": prefix,
+        "ESS_SINK_GROUP_ID": group,
+        "ESS_HTTP_PORT": "0",
+        "ESS_SINK_BATCH_MAX_WAIT_S": "0.2",
+        **extra,
+    }
+
+
+@dataclass
+class SinkProcess:
+    """A sink as a real process, for kill -9 and SIGTERM; output appended to `log_file`."""
+
+    env: dict[str, str]
+    log_file: Path
+    proc: asyncio.subprocess.Process | None = None
+    starts: int = 0
+    _log_offset: int = 0
+
+    async def start(self) -> None:
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with self.log_file.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ess_sink", env=self.env, stdout=log, stderr=log
+            )
+        self.starts += 1
+
+    async def wait_started(self, timeout_s: float = 60.0) -> None:
+        """Until the latest start logged "<name> started" (its signal handlers are in place)."""
+        marker = f"sink-{self.env['ESS_SINK_CLUSTER']} started".encode()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.log_file.open("rb") as log:
+                log.seek(self._log_offset)
+                if marker in log.read():
+                    return
+            assert self.running, f"sink exited during start; see {self.log_file}"
+            assert time.monotonic() < deadline, f"sink not started in {timeout_s}s"
+            await asyncio.sleep(0.1)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL: no drain, no commit, no goodbye."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and the exit code (SIGKILL and an error if it does not stop in time)."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout_s)
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(f"sink did not stop within {timeout_s}s of SIGTERM") from None

@@ -96,10 +96,10 @@ def _envelope(
     doc: dict[str, Any], key: bytes | None, expect_table: str | None
 ) -> tuple[Table, DeviceId]:
     version = doc.get("v")
-    if version not in SUPPORTED_VERSIONS:
+    if not _hashable(version) or version not in SUPPORTED_VERSIONS:
         raise DecodeError("bad_version", f"v={version!r}, supported {sorted(SUPPORTED_VERSIONS)}")
     table = doc.get("table")
-    if table not in TABLES:
+    if not _hashable(table) or table not in TABLES:
         raise DecodeError("bad_table", f"table={table!r}")
     if expect_table is not None and table != expect_table:
         raise DecodeError("bad_table", f"a {table} reading where {expect_table} was expected")
@@ -118,6 +118,11 @@ def _envelope(
     if device.table != table:
         raise DecodeError("bad_device", f"device {device_key!r} is not a {table} device")
     return table, device
+
+
+def _hashable(value: Any) -> bool:
+    """A JSON list or object can't be a version or a table (and can't be looked up)."""
+    return not isinstance(value, list | dict)
 
 
 def _timestamp(value: Any, name: str) -> datetime:

@@ -206,8 +206,7 @@ class Kafka:
                     "kafka.tools.StorageTool",
                     "format",
                     "--standalone",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",  # an id may start with '-'
                     "-c",
                     str(self.props),
                 ),
@@ -236,12 +235,17 @@ class Kafka:
 
 
 class Postgres:
-    """One TimescaleDB server; the stack runs two ('db-local' and 'db-cloud')."""
+    """One TimescaleDB server; the stack runs two ('db-local' and 'db-cloud').
 
-    def __init__(self, cfg: StackConfig, cluster: str, port: int) -> None:
+    `timescaledb=False` starts the same PostgreSQL without the extension
+    preloaded: a plain server, for tests of the non-Timescale path.
+    """
+
+    def __init__(self, cfg: StackConfig, cluster: str, port: int, timescaledb: bool = True) -> None:
         self.cfg = cfg
         self.name = f"db-{cluster}"
         self.port = port
+        self.timescaledb = timescaledb
         self.runtime: PgRuntime | None = None
         self.proc = ManagedProcess(
             self.name,
@@ -278,10 +282,7 @@ class Postgres:
             "unix_socket_directories=",
             "-c",
             f"cluster_name=ess-{self.cfg.instance}-{self.name}",
-            "-c",
-            "shared_preload_libraries=timescaledb",
-            "-c",
-            "timescaledb.telemetry_level=off",
+            *self._timescaledb_options(),
             "-c",
             "dynamic_shared_memory_type=mmap",  # no /dev/shm inside a plain chroot
             "-c",
@@ -292,8 +293,6 @@ class Postgres:
             "max_locks_per_transaction=256",
             "-c",
             "max_worker_processes=24",
-            "-c",
-            "timescaledb.max_background_workers=8",
             # A disposable dev/test stack: durability against power loss is not needed here.
             "-c",
             "fsync=off",
@@ -306,6 +305,18 @@ class Postgres:
         )
         self.proc.start(argv)
         await_ready(self.name, self.proc, self.cfg.host, self.port, self.cfg.ready_timeout_s)
+
+    def _timescaledb_options(self) -> list[str]:
+        if not self.timescaledb:
+            return []
+        return [
+            "-c",
+            "shared_preload_libraries=timescaledb",
+            "-c",
+            "timescaledb.telemetry_level=off",
+            "-c",
+            "timescaledb.max_background_workers=8",
+        ]
 
     def _initdb(self, rt: PgRuntime, datadir: str, host_dir: Path) -> None:
         host_dir.mkdir(parents=True, exist_ok=True)

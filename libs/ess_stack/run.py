@@ -36,10 +36,34 @@ def pipeline_services() -> list[ServiceSpec]:
         ("rows", "ess_sink_rows_written_total"),
         ("dup", "ess_sink_duplicates_skipped_total"),
         ("dlq", "ess_sink_dlq_messages_total"),
+        ("replays", "ess_sink_replay_requests_total"),
+    )
+    gap_shows = (
+        ("windows", "ess_gapdetector_windows_evaluated_total"),
+        ("replay-req", "ess_gapdetector_replay_requests_total"),
+        ("healed", "ess_gapdetector_gaps_closed_total"),
+        ("open", "ess_gapdetector_gaps_unclosed_total"),
+    )
+    cache_shows = (
+        ("applied", "ess_cache_readings_applied_total"),
+        ("dup", "ess_cache_duplicates_ignored_total"),
+        ("anomalies", "ess_cache_anomalies_raised_total"),
+    )
+    collector_shows = (
+        ("read", "ess_collector_readings_total"),
+        ("published", "ess_collector_readings_published_total"),
+        ("spool", "ess_collector_spool_depth"),
+        ("dropped", "ess_collector_spool_dropped_total"),
     )
     return [
+        # The simulator first: it listens on the ports of its own fleet file
+        # (sites 15020.., HTTP control 15019); the collector polls it.
+        ServiceSpec("simulator", "ess_simulator", 15019),
+        ServiceSpec("collector", "ess_collector", 18105, {}, collector_shows),
         ServiceSpec("sink-local", "ess_sink", 18101, {"ESS_SINK_CLUSTER": "local"}, sink_shows),
         ServiceSpec("sink-cloud", "ess_sink", 18102, {"ESS_SINK_CLUSTER": "cloud"}, sink_shows),
+        ServiceSpec("cache", "ess_cache", 18103, {}, cache_shows),
+        ServiceSpec("gapdetector", "ess_gapdetector", 18104, {}, gap_shows),
     ]
 
 

@@ -3,7 +3,7 @@ upserted into real hypertables on both clusters; doing it twice changes nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,7 +17,8 @@ from ess_sink.service import SinkService
 from sinkrun import counter_total, run_sink_until, sink_settings
 from support import DatabaseFactory, unique
 
-T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
+# Recent enough for the sink's slot bounds (ESS_SINK_MAX_AGE_S, 30 days by default).
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 async def _counts(dsn: str) -> dict[str, int]:

@@ -144,6 +144,9 @@ def _wire(**over: object) -> bytes:
         (b"x" * 300_000, "too_large"),
         (_wire(v=2), "bad_version"),
         (_wire(v=...), "bad_version"),
+        (_wire(v=[1]), "bad_version"),  # unhashable: must not escape as a TypeError
+        (_wire(v={"a": 1}), "bad_version"),
+        (_wire(table=["rack"]), "bad_table"),
         (_wire(table="battery"), "bad_table"),
         (_wire(device=42), "bad_device"),
         (_wire(device="site1/pcs1"), "bad_device"),  # a pcs key on a rack reading

@@ -65,6 +65,9 @@ def _print_inventory(config: FleetConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]  # `python -m ess_simulator` alone serves the fleet
     args = _parser().parse_args(argv)
     try:
         config = _config(args)

@@ -1,11 +1,16 @@
 """`python -m ess_sink`: run one sink (set ESS_SINK_CLUSTER=local|cloud)."""
 
+import gc
+
 from ess_common.runner import main_entry
 from ess_sink.service import SinkService
 from ess_sink.settings import SinkSettings
 
 
 def main() -> None:
+    # Every message allocates a few short-lived containers; the default threshold (700)
+    # runs a collection every few dozen messages. Measured: -15 % CPU per row.
+    gc.set_threshold(50_000, 20, 20)
     main_entry(SinkSettings, SinkService)
 
 

@@ -1,8 +1,12 @@
-"""Prometheus metrics of the sink, registered on an injected registry."""
+"""Prometheus metrics of the sink, registered on an injected registry.
+
+Labels are bounded: cluster (2), table (4), partition (the topics' partition
+count), reason (the DLQ reasons), kind (`db_errors.KINDS`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class SinkMetrics:
@@ -24,7 +28,7 @@ class SinkMetrics:
             "ess_sink_batch_duration_seconds",
             "Write + commit time of one batch",
             ("cluster",),
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
         self.dlq = Counter(
@@ -36,6 +40,30 @@ class SinkMetrics:
         self.commit_failures = Counter(
             "ess_sink_commit_failures_total",
             "Offset commits that failed (batch reprocessed)",
+            ("cluster",),
+            registry=registry,
+        )
+        self.db_errors = Counter(
+            "ess_sink_db_errors_total",
+            "Failed database operations by kind (see ess_sink.db_errors)",
+            ("cluster", "kind"),
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "ess_sink_lag_messages",
+            "Messages in the partition after the last committed offset",
+            ("cluster", "table", "partition"),
+            registry=registry,
+        )
+        self.paused_partitions = Gauge(
+            "ess_sink_paused_partitions",
+            "Partitions paused while the database is unavailable",
+            ("cluster",),
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "ess_sink_last_commit_timestamp_seconds",
+            "Unix time of the last committed batch",
             ("cluster",),
             registry=registry,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -9,21 +10,59 @@ from pydantic_settings import SettingsConfigDict
 
 from ess_common.model import TABLES, Table
 from ess_common.settings import CommonSettings
+from ess_sink.schema import SchemaPolicies
 
 Cluster = Literal["local", "cloud"]
 
+THIRTY_DAYS_S = 30 * 24 * 3600
 
-class SinkSettings(CommonSettings):
+
+class SchemaSettings(CommonSettings):
+    """What migrations need besides the DSNs (shared by the sink and `essctl db`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
+
+    db_compress_after_s: float = Field(
+        default=7 * 24 * 3600, gt=0, description="compression policy (Timescale license only)"
+    )
+    db_retention_s: float | None = Field(
+        default=None, gt=0, description="retention policy (Timescale license only); None = keep"
+    )
+
+    @property
+    def policies(self) -> SchemaPolicies:
+        return SchemaPolicies(
+            compress_after=timedelta(seconds=self.db_compress_after_s),
+            retention=timedelta(seconds=self.db_retention_s) if self.db_retention_s else None,
+        )
+
+
+class SinkSettings(SchemaSettings):
     model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
 
     sink_cluster: Cluster = "local"
     sink_group_id: str | None = Field(default=None, description="default: ess-sink-<cluster>")
+    sink_group_instance_id: str | None = Field(
+        default=None,
+        description="static group membership (e.g. the pod name): a restarted member takes"
+        " its partitions back at once instead of waiting for its old session to expire",
+    )
+    sink_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     sink_tables: tuple[Table, ...] = TABLES
-    sink_batch_max_rows: int = Field(default=5000, ge=1, le=100_000)
+    sink_batch_max_rows: int = Field(default=20_000, ge=1, le=100_000)
     sink_batch_max_wait_s: float = Field(default=0.5, gt=0, le=60)
     sink_migrate_on_start: bool = True
+    sink_db_connections: int = Field(
+        default=2, ge=1, le=16, description="lanes: each owns partition % n and a connection"
+    )
     sink_db_connect_timeout_s: float = Field(default=5.0, gt=0)
     sink_db_command_timeout_s: float = Field(default=60.0, gt=0)
+    sink_max_future_s: float = Field(default=300.0, ge=0, description="slot ahead of now -> DLQ")
+    sink_max_age_s: float = Field(default=THIRTY_DAYS_S, gt=0, description="older slot -> DLQ")
+    sink_retry_initial_s: float = Field(default=0.5, gt=0, le=60)
+    sink_retry_max_s: float = Field(default=15.0, gt=0, le=600)
+    sink_stall_s: float = Field(default=120.0, gt=0, description="/healthz fails after this")
+    sink_lag_interval_s: float = Field(default=5.0, gt=0, le=300)
 
     @property
     def group_id(self) -> str:

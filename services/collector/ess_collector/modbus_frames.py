@@ -1,0 +1,86 @@
+"""Modbus TCP framing for the four read functions, as pure functions.
+
+A request is an MBAP header (transaction id, protocol 0, length, unit id)
+followed by a PDU (function code, start address, quantity). Only the read
+functions 1-4 exist here: the collector never writes to a device.
+Every way a reply can be wrong raises a `ModbusError` whose `reason` is a
+short, bounded code used as a metric label.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from ess_collector.errors import BrokenFrameError, ExceptionReplyError, MalformedReplyError
+
+MBAP_HEADER = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
+READ_REQUEST_PDU = struct.Struct(">BHH")  # function code, start address, quantity
+MBAP_HEADER_SIZE = MBAP_HEADER.size
+MAX_PDU_SIZE = 253
+MAX_REGISTERS_PER_READ = 125
+MAX_BITS_PER_READ = 2000
+
+
+class ReadFunction(enum.IntEnum):
+    """The Modbus read function codes, the only ones the collector sends."""
+
+    READ_COILS = 1
+    READ_DISCRETE_INPUTS = 2
+    READ_HOLDING_REGISTERS = 3
+    READ_INPUT_REGISTERS = 4
+
+    @property
+    def reads_bits(self) -> bool:
+        return self in (ReadFunction.READ_COILS, ReadFunction.READ_DISCRETE_INPUTS)
+
+    @property
+    def max_quantity(self) -> int:
+        return MAX_BITS_PER_READ if self.reads_bits else MAX_REGISTERS_PER_READ
+
+
+def encode_read_request(
+    transaction_id: int, unit: int, function: ReadFunction, address: int, quantity: int
+) -> bytes:
+    """One complete Modbus TCP frame asking for `quantity` items from `address`."""
+    if not 1 <= quantity <= function.max_quantity:
+        raise ValueError(f"quantity {quantity} outside 1..{function.max_quantity}")
+    if not 0 <= address <= 0xFFFF or address + quantity > 0x10000:
+        raise ValueError(f"address range {address}+{quantity} outside the 16-bit space")
+    pdu = READ_REQUEST_PDU.pack(function, address, quantity)
+    return MBAP_HEADER.pack(transaction_id & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
+
+
+def parse_header(header: bytes) -> tuple[int, int, int]:
+    """(transaction id, unit id, PDU length) of a reply header.
+
+    A header that cannot be right means the byte stream has lost its framing:
+    nothing after it can be trusted, so the connection has to be closed.
+    """
+    transaction_id, protocol, length, unit = MBAP_HEADER.unpack(header)
+    if protocol != 0:
+        raise BrokenFrameError(f"protocol id {protocol}, expected 0")
+    if not 2 <= length <= MAX_PDU_SIZE + 1:
+        raise BrokenFrameError(f"length field {length} outside 2..{MAX_PDU_SIZE + 1}")
+    return transaction_id, unit, length - 1
+
+
+def decode_read_reply(function: ReadFunction, quantity: int, pdu: bytes) -> list[int] | list[bool]:
+    """The registers (ints) or bits (bools) a reply PDU carries for a request."""
+    if not pdu:
+        raise MalformedReplyError("bad_length", "empty PDU")
+    if pdu[0] == function | 0x80:
+        code = pdu[1] if len(pdu) > 1 else 0
+        raise ExceptionReplyError(code)
+    if pdu[0] != function:
+        raise MalformedReplyError("bad_function", f"function {pdu[0]} in reply to {int(function)}")
+    if len(pdu) < 2 or len(pdu) != 2 + pdu[1]:
+        raise MalformedReplyError("bad_length", f"byte count does not match a {len(pdu)}-byte PDU")
+    data = pdu[2:]
+    if function.reads_bits:
+        if len(data) != (quantity + 7) // 8:
+            raise MalformedReplyError("bad_length", f"{len(data)} bytes for {quantity} bits")
+        return [bool(data[i // 8] >> (i % 8) & 1) for i in range(quantity)]
+    if len(data) != 2 * quantity:
+        raise MalformedReplyError("bad_length", f"{len(data)} bytes for {quantity} registers")
+    return list(struct.unpack(f">{quantity}H", data))

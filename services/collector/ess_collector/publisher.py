@@ -1,0 +1,234 @@
+"""Publishing readings: every reading goes through the spool, in order.
+
+`submit` appends the encoded reading to the spool (a disk write to the page
+cache, no waiting). The publisher task reads the spool in order and hands
+records to the idempotent, acks=all producer, keeping at most
+`max_in_flight` unacknowledged. A record leaves the spool only when Kafka
+acknowledged it and every record before it: the spool cursor is the first
+unacknowledged record, so a restart resends exactly what was not confirmed.
+
+While Kafka is unreachable, sends stall (aiokafka keeps retrying the batches
+in flight, idempotently, so they are never written twice) and readings pile
+up on disk; when Kafka returns they drain in order. A send that fails outright
+is retried from the spool after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import functools
+import logging
+import os
+import time
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from ess_collector.backoff import Backoff
+from ess_collector.metrics import CollectorMetrics
+from ess_collector.spool import Spool, SpoolRecord
+from ess_common.codec import encode_reading
+from ess_common.kafka import ReadingProducer
+from ess_common.model import Reading
+from ess_common.topics import telemetry_topic
+
+log = logging.getLogger(__name__)
+
+CURSOR_SAVE_INTERVAL_S = 0.5
+SYNC_INTERVAL_S = 1.0
+_IDLE_WAIT_S = 0.05
+
+
+class CollectorProducer(ReadingProducer):
+    """ReadingProducer that can also be closed after a start that failed."""
+
+    async def close(self) -> None:
+        await self.stop()
+        # A failed start leaves the client half open and ReadingProducer.stop() skips it.
+        await self._producer.stop()
+
+
+class SpoolingPublisher:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        producer: CollectorProducer,
+        metrics: CollectorMetrics,
+        topic_prefix: str,
+        max_in_flight: int,
+        retry: Backoff,
+    ) -> None:
+        self.spool = spool
+        self._producer = producer
+        self._metrics = metrics
+        self._prefix = topic_prefix
+        self._max_in_flight = max_in_flight
+        self._retry = retry
+        # Unacknowledged records; new ones are inserted in sequence order and a resend
+        # re-assigns its key in place, so the first key is always the oldest.
+        self._unacked: dict[int, SpoolRecord] = {}
+        self._to_resend: list[int] = []  # sorted sequence numbers whose send failed
+        self._wakeup = asyncio.Event()
+        self._dropped_reported = spool.dropped
+        self.kafka_ready = False
+        self.last_ack_monotonic: float | None = None
+        self._update_gauges()
+
+    # -- the poller's side -------------------------------------------------------
+
+    def submit(self, reading: Reading) -> None:
+        """Queue one reading for Kafka (never blocks on Kafka)."""
+        topic = telemetry_topic(reading.table, self._prefix)
+        self.spool.append(topic, reading.device.key.encode(), encode_reading(reading))
+        self._wakeup.set()
+
+    def flush(self) -> None:
+        """Make submitted readings visible to the publisher task (end of a poll cycle)."""
+        self.spool.flush()
+        self._update_gauges()
+
+    # -- the publisher task --------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
+        """Publish until `stop`, then drain what is left for at most `drain_timeout_s`."""
+        housekeeping = asyncio.create_task(self._housekeeping(), name="spool-housekeeping")
+        sending = asyncio.create_task(self._send_forever(), name="publisher")
+        try:
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({stopped, sending}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if sending.done():
+                sending.result()  # the publisher died: surface why
+            deadline = time.monotonic() + drain_timeout_s
+            while self.spool.depth > 0 and time.monotonic() < deadline and not sending.done():  # noqa: ASYNC110 - polls a depth, bounded by the deadline
+                await asyncio.sleep(0.05)
+            if self.spool.depth:
+                log.warning(
+                    "publisher stopped with %d readings left in the spool", self.spool.depth
+                )
+        finally:
+            for task in (sending, housekeeping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._commit()
+            self.spool.close()
+            await self._close_producer()
+
+    async def _close_producer(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.close(), 10)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("closing the Kafka producer: %s", exc)
+
+    async def _send_forever(self) -> None:
+        await self._start_producer()
+        while True:
+            self.spool.flush()
+            batch = self._next_batch()
+            if not batch:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), _IDLE_WAIT_S)
+                continue
+            for index, record in enumerate(batch):
+                try:
+                    ack = await self._producer.send_raw(record.topic, record.value, record.key)
+                except KafkaError as exc:
+                    await self._send_failed(batch[index:], exc)
+                    break
+                self._unacked[record.seq] = record
+                ack.add_done_callback(functools.partial(self._acked, record.seq))
+
+    async def _start_producer(self) -> None:
+        while True:
+            try:
+                await self._producer.start()
+            except KafkaError as exc:
+                delay = self._retry.next_delay()
+                log.warning(
+                    "Kafka unreachable (%s); readings wait in the spool, retry in %.1fs",
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._retry.reset()
+            self.kafka_ready = True
+            return
+
+    def _next_batch(self) -> list[SpoolRecord]:
+        if self._to_resend:  # failed sends first: they are older than anything unread
+            seqs, self._to_resend = self._to_resend, []
+            return [self._unacked[seq] for seq in seqs]
+        room = self._max_in_flight - len(self._unacked)
+        return self.spool.read(room) if room > 0 else []
+
+    async def _send_failed(self, unsent: list[SpoolRecord], exc: Exception) -> None:
+        self.kafka_ready = False
+        self._metrics.publish_errors.labels(type(exc).__name__).inc()
+        for record in unsent:
+            self._unacked.setdefault(record.seq, record)  # new records are the newest: order holds
+            self._schedule_resend(record.seq)
+        delay = self._retry.next_delay()
+        log.warning("sending to Kafka failed (%s); retry in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+
+    def _acked(self, seq: int, ack: asyncio.Future[Any]) -> None:
+        if ack.cancelled() or ack.exception() is not None:
+            error = ack.exception() if not ack.cancelled() else None
+            self.kafka_ready = False
+            self._metrics.publish_errors.labels(type(error).__name__).inc()
+            if seq in self._unacked:
+                self._schedule_resend(seq)
+            return
+        record = self._unacked.pop(seq, None)
+        if record is None:
+            return
+        self.kafka_ready = True
+        self.last_ack_monotonic = time.monotonic()
+        self._retry.reset()
+        self._wakeup.set()  # the window has room again
+        table = record.topic.rsplit(".", 1)[-1]
+        self._metrics.readings_published.labels(table).inc()
+
+    def _schedule_resend(self, seq: int) -> None:
+        index = bisect.bisect_left(self._to_resend, seq)
+        if index == len(self._to_resend) or self._to_resend[index] != seq:
+            self._to_resend.insert(index, seq)
+
+    def _commit(self) -> None:
+        first_unacked = next(iter(self._unacked), None)
+        self.spool.commit(first_unacked if first_unacked is not None else self.spool.read_position)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        self._metrics.spool_depth.set(self.spool.depth)
+        self._metrics.spool_bytes.set(self.spool.size_bytes)
+        dropped = self.spool.dropped - self._dropped_reported
+        if dropped:
+            self._metrics.spool_dropped.inc(dropped)
+            self._dropped_reported = self.spool.dropped
+
+    async def _housekeeping(self) -> None:
+        """Commit acknowledged records, save the cursor, fsync the active segment."""
+        last_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(CURSOR_SAVE_INTERVAL_S)
+            self._commit()
+            self.spool.save_cursor()
+            if time.monotonic() - last_sync >= SYNC_INTERVAL_S:
+                last_sync = time.monotonic()
+                handle = self.spool.sync_handle()
+                if handle is not None:
+                    await asyncio.to_thread(_fsync_and_close, handle)
+
+
+def _fsync_and_close(handle: int) -> None:
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -1,0 +1,1 @@
+"""`essctl`: the operators' command line (schema, and later replay, loss, sync, index)."""

@@ -1,0 +1,159 @@
+"""Kafka inputs of the detector: telemetry slots into the tracker, replay statuses out.
+
+`SlotFeed` reads the telemetry topics with its own group id (its committed
+offsets only show its lag in `essctl offsets`; they are not its memory). At
+start it seeks every partition to `now - rebuild horizon` by time and re-reads
+from there, because the slot bitsets live in memory. `ControlFeed` tails the
+control topic, group-less, for the sinks' `ReplayStatus` messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ess_common.kafka_offsets import assign_topics, offset_reader, offsets_at
+from ess_common.model import Table
+from ess_common.replay import ControlDecodeError, ReplayStatus, decode_control
+from ess_common.topics import replay_topic, telemetry_topic
+from ess_gapdetector.metrics import GapMetrics
+from ess_gapdetector.slots import SlotTracker, light_slot
+
+log = logging.getLogger(__name__)
+
+
+def read_slots(
+    tracker: SlotTracker, table: Table, records: list[Any], now: float
+) -> tuple[int, int]:
+    """Feed records of one table into the tracker; returns (read, unreadable)."""
+    unreadable = 0
+    for record in records:
+        device = record.key.decode(errors="replace") if record.key else ""
+        slot = light_slot(record.value)
+        if slot is None or not tracker.device_is_valid(table, device):
+            unreadable += 1
+            continue
+        tracker.add(table, device, slot, now)
+    return len(records), unreadable
+
+
+class SlotFeed:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic_prefix: str,
+        group_id: str,
+        *,
+        tables: tuple[Table, ...],
+        tracker: SlotTracker,
+        metrics: GapMetrics,
+        poll_records: int = 20_000,
+    ) -> None:
+        self._tables = {telemetry_topic(t, topic_prefix): t for t in tables}
+        self._tracker = tracker
+        self._metrics = metrics
+        self._poll_records = poll_records
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id="gapdetector",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self.partitions: list[TopicPartition] = []
+        self.caught_up_at = 0.0
+        self.lag = -1
+        self._started = False
+
+    async def start(self, rebuild_from: datetime) -> None:
+        await self.consumer.start()
+        self._started = True
+        self.partitions = await assign_topics(self.consumer, list(self._tables))
+        starts = await offsets_at(self.consumer, self.partitions, rebuild_from)
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(self.partitions)
+        for tp in self.partitions:
+            first = starts[tp]
+            self.consumer.seek(tp, ends[tp] if first is None else first)
+        log.info(
+            "reading telemetry from %s to rebuild the windows still open",
+            rebuild_from.isoformat(),
+            extra={"messages_to_read": sum(ends[tp] - (starts[tp] or ends[tp]) for tp in ends)},
+        )
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self.consumer.stop()
+
+    async def poll(self, timeout_ms: int) -> int:
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self._poll_records)
+        now = time.time()
+        total = 0
+        for tp, records in fetched.items():
+            table = self._tables[tp.topic]
+            read, unreadable = read_slots(self._tracker, table, records, now)
+            total += read
+            self._metrics.kafka_messages.labels(table).inc(read)
+            if unreadable:
+                self._metrics.unreadable.labels(table).inc(unreadable)
+        return total
+
+    async def check_caught_up(self) -> int:
+        """Compare positions with end offsets; remembers when the lag was last zero."""
+        asked_at = time.time()
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(self.partitions)
+        lag = 0
+        for tp in self.partitions:
+            lag += max(0, ends[tp] - await self.consumer.position(tp))
+        self.lag = lag
+        self._metrics.kafka_lag.set(lag)
+        if lag == 0:
+            self.caught_up_at = asked_at
+        return lag
+
+    async def commit(self) -> None:
+        """Commit positions so `essctl offsets` shows how far the detector is."""
+        positions = {tp: await self.consumer.position(tp) for tp in self.partitions}
+        await self.consumer.commit(positions)
+
+
+class ControlFeed:
+    """Tails the control topic for replay statuses (from the moment it starts)."""
+
+    def __init__(self, bootstrap: str, topic_prefix: str) -> None:
+        self._topic = replay_topic(topic_prefix)
+        self.consumer = offset_reader(bootstrap, client_id="gapdetector-control")
+        self._started = False
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self._started = True
+        partitions = await assign_topics(self.consumer, [self._topic])
+        await self.consumer.seek_to_end(*partitions)
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            await self.consumer.stop()
+
+    async def statuses(self, timeout_ms: int = 0) -> list[ReplayStatus]:
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms)
+        found: list[ReplayStatus] = []
+        for records in fetched.values():
+            for record in records:
+                try:
+                    message = decode_control(record.value or b"")
+                except ControlDecodeError:
+                    continue
+                if isinstance(message, ReplayStatus):
+                    found.append(message)
+        return found
+
+
+def rebuild_start(horizon_s: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=horizon_s)

@@ -1,0 +1,60 @@
+"""`python -m ess_gapdetector` as a real process: bad configuration and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+from ess_common.settings import CommonSettings
+from gapsupport import pipeline
+from support import DatabaseFactory, unique
+
+
+def test_bad_configuration_is_one_clear_line_and_exit_78() -> None:
+    env = {**os.environ, "ESS_GAP_PERIODS": '["week"]', "ESS_GAP_SETTLE_S": "-1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ess_gapdetector"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 78
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ESS_GAP_PERIODS" in lines[0]
+    assert "ESS_GAP_SETTLE_S" in lines[0]
+
+
+async def test_gapdetector_process_serves_metrics_and_stops_on_sigterm(
+    settings: CommonSettings, topic_prefix: str, make_database: DatabaseFactory
+) -> None:
+    async with pipeline(settings, topic_prefix, make_database) as clusters:
+        env = {
+            **os.environ,
+            "ESS_TOPIC_PREFIX": topic_prefix,
+            "ESS_DB_LOCAL_DSN": clusters.local,
+            "ESS_DB_CLOUD_DSN": clusters.cloud,
+            "ESS_GAP_GROUP_ID": unique("gapdetector"),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ess_gapdetector", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        assert proc.stderr is not None
+        try:
+            async with asyncio.timeout(60):
+                while b'"msg":"gapdetector started"' not in (line := await proc.stderr.readline()):
+                    assert line, "gap detector exited during start"
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                rest = await proc.stderr.read()
+                assert await proc.wait() == 0, rest.decode()
+            assert b'"msg":"gapdetector stopped"' in rest
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

@@ -1,0 +1,103 @@
+"""Data helpers for sink tests: topics per test, fast producing, table fingerprints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ess_common.codec import encode_reading
+from ess_common.kafka import ReadingProducer
+from ess_common.model import TABLES, Reading
+from ess_common.topics import all_topics, telemetry_topic
+from ess_sink.rows import columns
+
+
+def recent_slot(hours_ago: float = 1.0) -> datetime:
+    """A whole-second slot inside the sink's default bounds (30 days back, 5 minutes ahead)."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
+
+
+@asynccontextmanager
+async def pipeline_topics(bootstrap: str, prefix: str, partitions: int = 3) -> AsyncIterator[None]:
+    """The pipeline's topics under `prefix` for one test; deleted afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    topics = all_topics(prefix)
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+        yield
+    finally:
+        await admin.delete_topics(topics)
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def messages(readings: Iterable[Reading], prefix: str) -> list[Message]:
+    return [
+        Message(telemetry_topic(r.table, prefix), r.device.key.encode(), encode_reading(r))
+        for r in readings
+    ]
+
+
+async def produce(producer: ReadingProducer, batch: Iterable[Message]) -> int:
+    """Send and wait for every ack; returns how many were sent."""
+    acks = [await producer.send_raw(m.topic, m.value, m.key) for m in batch]
+    await asyncio.gather(*acks)
+    return len(acks)
+
+
+@dataclass(frozen=True)
+class TableFingerprint:
+    rows: int
+    distinct_keys: int
+    digest: str | None  # md5 of every column but written_at, in key order
+    last_written_at: datetime | None
+
+
+async def fingerprints(dsn: str) -> dict[str, TableFingerprint]:
+    """Per table: count, distinct (device_id, ts), a digest of the contents, max(written_at)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        out: dict[str, TableFingerprint] = {}
+        for table in TABLES:
+            cols = ", ".join(columns(table))
+            row: Any = await conn.fetchrow(
+                "SELECT count(*) AS n, count(DISTINCT (device_id, ts)) AS k,"
+                " md5(string_agg(t::text, '|' ORDER BY device_id, ts)) AS digest,"
+                f" (SELECT max(written_at) FROM {table}) AS w"
+                f" FROM (SELECT {cols} FROM {table}) t"
+            )
+            out[table] = TableFingerprint(row["n"], row["k"], row["digest"], row["w"])
+        return out
+    finally:
+        await conn.close()
+
+
+async def row_count(dsn: str) -> int:
+    """Rows in all tables; 0 while the tables do not exist yet."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return 0
+    try:
+        total = 0
+        for table in TABLES:
+            total += await conn.fetchval(f"SELECT count(*) FROM {table}")
+        return total
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
