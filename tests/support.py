@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -12,3 +15,20 @@ DatabaseFactory = Callable[[str], Awaitable[str]]
 def unique(prefix: str) -> str:
     """A name no other test run uses: `<prefix>_<10 hex>`."""
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def assert_bad_config_exits_78(module: str, bad: dict[str, str]) -> None:
+    """`python -m module` with `bad` settings: exit 78 and one stderr line naming each."""
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        env={**os.environ, **bad},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in bad:
+        assert name in lines[0], (name, lines[0])

@@ -5,27 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 
-from support import DatabaseFactory, unique
+from support import DatabaseFactory, assert_bad_config_exits_78, unique
 
 
 def test_bad_configuration_is_one_clear_line_and_exit_78() -> None:
-    env = {**os.environ, "ESS_SINK_CLUSTER": "mars", "ESS_SINK_BATCH_MAX_ROWS": "0"}
-    result = subprocess.run(
-        [sys.executable, "-m", "ess_sink"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    assert_bad_config_exits_78(
+        "ess_sink", {"ESS_SINK_CLUSTER": "mars", "ESS_SINK_BATCH_MAX_ROWS": "0"}
     )
-    assert result.returncode == 78
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "ESS_SINK_CLUSTER" in lines[0]
-    assert "ESS_SINK_BATCH_MAX_ROWS" in lines[0]
 
 
 async def test_sink_process_stops_cleanly_on_sigterm(make_database: DatabaseFactory) -> None:

@@ -5,29 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 
 from ess_common.settings import CommonSettings
 from gapsupport import pipeline
-from support import DatabaseFactory, unique
+from support import DatabaseFactory, assert_bad_config_exits_78, unique
 
 
 def test_bad_configuration_is_one_clear_line_and_exit_78() -> None:
-    env = {**os.environ, "ESS_GAP_PERIODS": '["week"]', "ESS_GAP_SETTLE_S": "-1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "ess_gapdetector"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    assert_bad_config_exits_78(
+        "ess_gapdetector", {"ESS_GAP_PERIODS": '["week"]', "ESS_GAP_SETTLE_S": "-1"}
     )
-    assert result.returncode == 78
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "ESS_GAP_PERIODS" in lines[0]
-    assert "ESS_GAP_SETTLE_S" in lines[0]
 
 
 async def test_gapdetector_process_serves_metrics_and_stops_on_sigterm(
