@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ess_common.settings import CommonSettings, load_settings
-from support import DatabaseFactory, TopicFactory, unique
+from support import DatabaseFactory, TopicFactory, pipeline_topics, unique
 
 TESTS = Path(__file__).parent
 
@@ -82,6 +82,13 @@ async def make_topic(kafka_admin: AIOKafkaAdminClient) -> AsyncIterator[TopicFac
 def topic_prefix() -> str:
     """A prefix so the test's telemetry topics are `<prefix>.telemetry.<table>`."""
     return unique("test").replace("_", "-")
+
+
+@pytest.fixture
+async def telemetry_prefix(settings: CommonSettings, topic_prefix: str) -> AsyncIterator[str]:
+    """`topic_prefix` with the pipeline's topics created (3 partitions); deleted afterwards."""
+    async with pipeline_topics(settings.kafka_bootstrap, topic_prefix):
+        yield topic_prefix
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -23,14 +22,13 @@ from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading, Table
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import Fleet
-from ess_common.topics import all_topics
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
 from ess_sink.replay_worker import ReplaySettings, ReplayWorker
 from ess_sink.schema import migrate
 from ess_sink.service import SinkService
 from sinkrun import run_sink_until, sink_settings
-from support import DatabaseFactory, unique
+from support import DatabaseFactory, pipeline_topics, unique
 
 # 2 sites: site1 bank1 with 3 racks, site2 bank1 with 2 racks; a PCS and a meter each.
 SMALL_FLEET = Fleet({"site1": {1: 3}, "site2": {1: 2}})
@@ -56,11 +54,7 @@ async def pipeline(
     settings: CommonSettings, prefix: str, make_database: DatabaseFactory
 ) -> AsyncIterator[Clusters]:
     """The test's topics (3 partitions) and a migrated database on each cluster."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    topics = all_topics(prefix)
-    await admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
+    async with pipeline_topics(settings.kafka_bootstrap, prefix):
         dsns = {}
         for cluster in ("local", "cloud"):
             dsns[cluster] = await make_database(cluster)
@@ -70,9 +64,6 @@ async def pipeline(
             finally:
                 await conn.close()
         yield Clusters(dsns["local"], dsns["cloud"])
-    finally:
-        await admin.delete_topics(topics)
-        await admin.close()
 
 
 async def produce(settings: CommonSettings, prefix: str, readings: Iterable[Reading]) -> int:

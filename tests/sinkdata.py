@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading
-from ess_common.topics import all_topics, telemetry_topic
+from ess_common.topics import telemetry_topic
 from ess_sink.rows import columns
 
 
 def recent_slot(hours_ago: float = 1.0) -> datetime:
     """A whole-second slot inside the sink's default bounds (30 days back, 5 minutes ahead)."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
-
-
-@asynccontextmanager
-async def pipeline_topics(bootstrap: str, prefix: str, partitions: int = 3) -> AsyncIterator[None]:
-    """The pipeline's topics under `prefix` for one test; deleted afterwards."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    topics = all_topics(prefix)
-    try:
-        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
-        yield
-    finally:
-        await admin.delete_topics(topics)
-        await admin.close()
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,10 @@ class ReadingProducer:
             self._started = True
 
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        # Always close the client: a start that failed leaves it half open.
+        # aiokafka's stop() is idempotent.
+        self._started = False
+        await self._producer.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -13,20 +13,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from disposable import free_port
 from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
-from ess_common.topics import all_topics, telemetry_topic
-from ess_stack.config import StackConfig
-from ess_stack.setup import create_topics
+from ess_common.topics import telemetry_topic
 from support import DatabaseFactory, unique
 
 SEED_DEVICES = 5 + 8 + 9 + 8 + 11 + 9 + 4 * 2  # banks + racks + a PCS and a meter per site
@@ -130,26 +126,13 @@ def _collector_inventory(base_port: int, folder: Path) -> Path:
     return inventory
 
 
-@pytest.fixture
-async def pipeline_topics(settings: CommonSettings) -> AsyncIterator[str]:
-    prefix = unique("e2e").replace("_", "-")
-    await create_topics(StackConfig(topic_partitions=3), prefix, settings.kafka_bootstrap)
-    yield prefix
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(all_topics(prefix))
-    finally:
-        await admin.close()
-
-
 async def test_every_polled_reading_lands_once_in_both_clusters(
     settings: CommonSettings,
-    pipeline_topics: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
     tmp_path: Path,
 ) -> None:
-    prefix = pipeline_topics
+    prefix = telemetry_prefix
     base_port, control_port = _consecutive_free_ports(4), free_port()
     inventory = await asyncio.to_thread(_collector_inventory, base_port, tmp_path)
     dsn = {"local": await make_database("local"), "cloud": await make_database("cloud")}

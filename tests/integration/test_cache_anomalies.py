@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cacherun import cache_settings, migrated, produce, redis_namespace, running_cache
 from ess_cache.read import CacheReader
 from ess_common.model import DeviceId, PcsValues, RackValues, Reading
 from ess_common.settings import CommonSettings
-from ess_common.topics import all_topics
 from support import DatabaseFactory
 
 SECONDS = 40
@@ -89,117 +88,110 @@ def _fleet(end: datetime) -> tuple[list[Reading], dict[tuple[str, str], tuple[in
 async def test_each_rule_fires_once_on_its_case_and_normal_data_stays_quiet(
     settings: CommonSettings,
     kafka_admin: AIOKafkaAdminClient,
-    topic_prefix: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
     tmp_path: Path,
 ) -> None:
-    topics = all_topics(topic_prefix)
-    await kafka_admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
-        dsn = await migrated(await make_database("local"))
-        end = datetime.fromtimestamp(int(time.time()) - 1, UTC)
-        sent, expected = _fleet(end)
-        await produce(settings.kafka_bootstrap, topic_prefix, sent)
-        silent_since = int((end - timedelta(seconds=SECONDS - 5 + SILENT_S)).timestamp())
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(f"device_stale: {{after_s: {STALE_AFTER_S}}}\n")
-        async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
-            reader = CacheReader.connect(
+    dsn = await migrated(await make_database("local"))
+    end = datetime.fromtimestamp(int(time.time()) - 1, UTC)
+    sent, expected = _fleet(end)
+    await produce(settings.kafka_bootstrap, telemetry_prefix, sent)
+    silent_since = int((end - timedelta(seconds=SECONDS - 5 + SILENT_S)).timestamp())
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"device_stale: {{after_s: {STALE_AFTER_S}}}\n")
+    async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
+        reader = CacheReader.connect(
+            cache_settings(
+                settings,
+                topic_prefix=telemetry_prefix,
+                dsn=dsn,
+                redis=ns,
+                cache_rules_file=rules,
+            ).redis_url,
+            ns.prefix,
+        )
+        try:
+            async with running_cache(
                 cache_settings(
                     settings,
-                    topic_prefix=topic_prefix,
+                    topic_prefix=telemetry_prefix,
                     dsn=dsn,
                     redis=ns,
                     cache_rules_file=rules,
-                ).redis_url,
-                ns.prefix,
-            )
-            try:
-                async with running_cache(
-                    cache_settings(
-                        settings,
-                        topic_prefix=topic_prefix,
-                        dsn=dsn,
-                        redis=ns,
-                        cache_rules_file=rules,
-                    )
-                ) as run:
-                    await run.wait_for_counts(applied=len(sent))
+                )
+            ) as run:
+                await run.wait_for_counts(applied=len(sent))
 
-                    async def stale_flagged() -> bool:
-                        feed = await reader.anomalies("rough", 100)
-                        return any(e.rule == "device_stale" for e in feed)
+                async def stale_flagged() -> bool:
+                    feed = await reader.anomalies("rough", 100)
+                    return any(e.rule == "device_stale" for e in feed)
 
-                    await run.wait_until(stale_flagged, "the silent rack flagged stale")
-                    rough = await reader.anomalies("rough", 100)
-                    calm = await reader.anomalies("calm", 100)
-                    summary = await reader.summary("calm")
-                    raised = run.total("anomalies")
-            finally:
-                await reader.close()
-            env = {**os.environ, "ESS_REDIS_URL": ns.url, "ESS_CACHE_KEY_PREFIX": ns.prefix}
-            cli_feed = await _essctl(env, "anomalies", "--site", "rough", "--json")
-            cli_agg = await _essctl(
-                env,
-                "agg",
-                "--site",
-                "calm",
-                "--table",
-                "rack",
-                "--resolution",
-                "1d",
-                "--last",
-                "1",
-                "--measure",
-                "soc",
-                "--json",
-            )
-            cli_latest = await _essctl(env, "latest", "--site", "calm", "--json")
-            cli_table = await _essctl(env, "anomalies", "--site", "rough")
+                await run.wait_until(stale_flagged, "the silent rack flagged stale")
+                rough = await reader.anomalies("rough", 100)
+                calm = await reader.anomalies("calm", 100)
+                summary = await reader.summary("calm")
+                raised = run.total("anomalies")
+        finally:
+            await reader.close()
+        env = {**os.environ, "ESS_REDIS_URL": ns.url, "ESS_CACHE_KEY_PREFIX": ns.prefix}
+        cli_feed = await _essctl(env, "anomalies", "--site", "rough", "--json")
+        cli_agg = await _essctl(
+            env,
+            "agg",
+            "--site",
+            "calm",
+            "--table",
+            "rack",
+            "--resolution",
+            "1d",
+            "--last",
+            "1",
+            "--measure",
+            "soc",
+            "--json",
+        )
+        cli_latest = await _essctl(env, "latest", "--site", "calm", "--json")
+        cli_table = await _essctl(env, "anomalies", "--site", "rough")
 
-        threshold = {
-            (e.device, e.rule): (e.slot, e.value, e.limit)
-            for e in rough
-            if e.rule != "device_stale"
-        }
-        assert len(threshold) == len([e for e in rough if e.rule != "device_stale"])  # once each
-        assert threshold.keys() == expected.keys()
-        for key, (slot, value, limit) in expected.items():
-            got_slot, got_value, got_limit = threshold[key]
-            assert (got_slot, got_limit) == (slot, limit), key
-            assert abs(got_value - value) < 1e-9, key
-        stale = [e for e in rough if e.rule == "device_stale"]
-        assert [(e.device, e.slot, e.limit) for e in stale] == [
-            ("rough/bank1/rack7", silent_since, float(STALE_AFTER_S))
-        ]
-        assert stale[0].value > SILENT_S
-        assert calm == []
-        assert raised == len(rough)
+    threshold = {
+        (e.device, e.rule): (e.slot, e.value, e.limit) for e in rough if e.rule != "device_stale"
+    }
+    assert len(threshold) == len([e for e in rough if e.rule != "device_stale"])  # once each
+    assert threshold.keys() == expected.keys()
+    for key, (slot, value, limit) in expected.items():
+        got_slot, got_value, got_limit = threshold[key]
+        assert (got_slot, got_limit) == (slot, limit), key
+        assert abs(got_value - value) < 1e-9, key
+    stale = [e for e in rough if e.rule == "device_stale"]
+    assert [(e.device, e.slot, e.limit) for e in stale] == [
+        ("rough/bank1/rack7", silent_since, float(STALE_AFTER_S))
+    ]
+    assert stale[0].value > SILENT_S
+    assert calm == []
+    assert raised == len(rough)
 
-        assert summary is not None
-        assert summary["devices"] == 4
-        assert summary["stale"] == []
-        assert summary["pcs_power_w"] == 250_000.0
-        assert summary["hottest_module"] == {"device": "calm/bank1/rack3", "module_t_max_c": 31.3}
-        assert summary["rack_soc_pct"]["n"] == 3
+    assert summary is not None
+    assert summary["devices"] == 4
+    assert summary["stale"] == []
+    assert summary["pcs_power_w"] == 250_000.0
+    assert summary["hottest_module"] == {"device": "calm/bank1/rack3", "module_t_max_c": 31.3}
+    assert summary["rack_soc_pct"]["n"] == 3
 
-        # `essctl cache` shows the same, as JSON for programs and as a table for people.
-        assert [(e["device"], e["rule"]) for e in cli_feed["anomalies"]] == [
-            (e.device, e.rule) for e in rough
-        ]
-        [day] = cli_agg["buckets"]
-        assert day["measures"]["soc"]["count"] == 3 * SECONDS
-        assert cli_agg["series"] == "site:calm:rack"
-        assert {d["device"] for d in cli_latest["devices"]} == {
-            "calm/bank1/rack1",
-            "calm/bank1/rack2",
-            "calm/bank1/rack3",
-            "calm/pcs1",
-        }
-        assert "rough/bank1/rack6" in cli_table["text"]
-        assert "soc_jump" in cli_table["text"]
-    finally:
-        await kafka_admin.delete_topics(topics)
+    # `essctl cache` shows the same, as JSON for programs and as a table for people.
+    assert [(e["device"], e["rule"]) for e in cli_feed["anomalies"]] == [
+        (e.device, e.rule) for e in rough
+    ]
+    [day] = cli_agg["buckets"]
+    assert day["measures"]["soc"]["count"] == 3 * SECONDS
+    assert cli_agg["series"] == "site:calm:rack"
+    assert {d["device"] for d in cli_latest["devices"]} == {
+        "calm/bank1/rack1",
+        "calm/bank1/rack2",
+        "calm/bank1/rack3",
+        "calm/pcs1",
+    }
+    assert "rough/bank1/rack6" in cli_table["text"]
+    assert "soc_jump" in cli_table["text"]
 
 
 async def _essctl(env: dict[str, str], *args: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cacherun import (
     buckets_of,
@@ -31,7 +31,6 @@ from ess_cache.read import describe
 from ess_common.model import TABLES, BankValues, Reading, Table
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
-from ess_common.topics import all_topics
 from ess_sink.service import SinkService
 from sinkrun import run_sink_until, sink_settings
 from support import DatabaseFactory, unique
@@ -114,64 +113,57 @@ async def _all_series(conn: asyncpg.Connection) -> list[tuple[str, Table, str, t
 async def test_cache_aggregates_equal_sql_over_the_hypertable(
     settings: CommonSettings,
     kafka_admin: AIOKafkaAdminClient,
-    topic_prefix: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
 ) -> None:
-    topics = all_topics(topic_prefix)
-    await kafka_admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
-        dsn = await migrated(await make_database("local"))
-        sent = _awkward(list(readings(seed_fleet(), recent_start(300), seconds=150)))
-        unique_slots = len({(r.device.key, r.ts) for r in sent})
-        await produce(settings.kafka_bootstrap, topic_prefix, sent)
+    dsn = await migrated(await make_database("local"))
+    sent = _awkward(list(readings(seed_fleet(), recent_start(300), seconds=150)))
+    unique_slots = len({(r.device.key, r.ts) for r in sent})
+    await produce(settings.kafka_bootstrap, telemetry_prefix, sent)
 
-        # The cache first (its start-up rebuild finds SQL empty): the stream path is tested.
-        async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
-            async with running_cache(
-                cache_settings(settings, topic_prefix=topic_prefix, dsn=dsn, redis=ns)
-            ) as run:
-                await run.wait_for_counts(applied=unique_slots, duplicates=len(sent) - unique_slots)
-                assert run.total("applied") == unique_slots
-            cached = buckets_of(await snapshot(ns.url, ns.prefix), ns.prefix)
+    # The cache first (its start-up rebuild finds SQL empty): the stream path is tested.
+    async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
+        async with running_cache(
+            cache_settings(settings, topic_prefix=telemetry_prefix, dsn=dsn, redis=ns)
+        ) as run:
+            await run.wait_for_counts(applied=unique_slots, duplicates=len(sent) - unique_slots)
+            assert run.total("applied") == unique_slots
+        cached = buckets_of(await snapshot(ns.url, ns.prefix), ns.prefix)
 
-        async def all_rows(_: SinkService) -> bool:
-            conn = await asyncpg.connect(dsn)
-            try:
-                counts = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
-            finally:
-                await conn.close()
-            return bool(sum(counts) == unique_slots)
-
-        await run_sink_until(
-            sink_settings(settings, "local", dsn, topic_prefix, unique("g")), all_rows
-        )
+    async def all_rows(_: SinkService) -> bool:
         conn = await asyncpg.connect(dsn)
         try:
-            compared = 0
-            for series, table, kind, params in await _all_series(conn):
-                for res in RESOLUTIONS:
-                    expected = await _sql_buckets(conn, table, kind, params, res.seconds)
-                    mine = {
-                        b: v for (r, s, b), v in cached.items() if r == res.name and s == series
-                    }
-                    assert set(mine) == set(expected), (series, res.name)
-                    for start, sql_bucket in expected.items():
-                        got = describe(series, mine[start])
-                        assert set(got) == set(sql_bucket), (series, res.name, start)
-                        for name, want in sql_bucket.items():
-                            agg = mine[start][name]
-                            decimals = next(m.decimals for m in MEASURES[table] if m.name == name)
-                            where = (series, res.name, start, name)
-                            assert agg.n == want["count"], where
-                            assert agg.sum_q == want["sum_q"], where
-                            assert (agg.min, agg.max) == (want["min"], want["max"]), where
-                            assert (agg.first, agg.last) == (want["first"], want["last"]), where
-                            assert got[name]["mean"] == pytest.approx(
-                                want["avg"], abs=0.5 * 10**-decimals, rel=1e-12
-                            ), where
-                            compared += 1
+            counts = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
         finally:
             await conn.close()
-        assert compared > 4 * 62 * 3  # every device, resolution and a few measures at least
+        return bool(sum(counts) == unique_slots)
+
+    await run_sink_until(
+        sink_settings(settings, "local", dsn, telemetry_prefix, unique("g")), all_rows
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        compared = 0
+        for series, table, kind, params in await _all_series(conn):
+            for res in RESOLUTIONS:
+                expected = await _sql_buckets(conn, table, kind, params, res.seconds)
+                mine = {b: v for (r, s, b), v in cached.items() if r == res.name and s == series}
+                assert set(mine) == set(expected), (series, res.name)
+                for start, sql_bucket in expected.items():
+                    got = describe(series, mine[start])
+                    assert set(got) == set(sql_bucket), (series, res.name, start)
+                    for name, want in sql_bucket.items():
+                        agg = mine[start][name]
+                        decimals = next(m.decimals for m in MEASURES[table] if m.name == name)
+                        where = (series, res.name, start, name)
+                        assert agg.n == want["count"], where
+                        assert agg.sum_q == want["sum_q"], where
+                        assert (agg.min, agg.max) == (want["min"], want["max"]), where
+                        assert (agg.first, agg.last) == (want["first"], want["last"]), where
+                        assert got[name]["mean"] == pytest.approx(
+                            want["avg"], abs=0.5 * 10**-decimals, rel=1e-12
+                        ), where
+                        compared += 1
     finally:
-        await kafka_admin.delete_topics(topics)
+        await conn.close()
+    assert compared > 4 * 62 * 3  # every device, resolution and a few measures at least

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cacherun import (
     RedisNamespace,
@@ -28,7 +28,6 @@ from disposable import disposable_redis
 from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
-from ess_common.topics import all_topics
 from ess_sink.service import SinkService
 from sinkrun import run_sink_until, sink_settings
 from support import DatabaseFactory, unique
@@ -42,54 +41,49 @@ def _rebuildable(snap: dict[str, Any], prefix: str) -> dict[str, Any]:
 async def test_after_flushall_the_rebuilt_aggregates_equal_those_before(
     settings: CommonSettings,
     kafka_admin: AIOKafkaAdminClient,
-    topic_prefix: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
     tmp_path: Path,
 ) -> None:
-    topics = all_topics(topic_prefix)
-    await kafka_admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
-        dsn = await migrated(await make_database("local"))
-        start = recent_start(300)
-        in_sql = list(readings(seed_fleet(), start, seconds=90))
-        kafka_only = list(readings(seed_fleet(), start + timedelta(seconds=90), 30, seed=2))
-        await produce(settings.kafka_bootstrap, topic_prefix, in_sql)
+    dsn = await migrated(await make_database("local"))
+    start = recent_start(300)
+    in_sql = list(readings(seed_fleet(), start, seconds=90))
+    kafka_only = list(readings(seed_fleet(), start + timedelta(seconds=90), 30, seed=2))
+    await produce(settings.kafka_bootstrap, telemetry_prefix, in_sql)
 
-        with disposable_redis(tmp_path) as server:
-            ns = RedisNamespace(server.url, unique("cache"))
-            cfg = cache_settings(settings, topic_prefix=topic_prefix, dsn=dsn, redis=ns)
-            async with running_cache(cfg) as run:
-                await run.wait_for_counts(applied=len(in_sql))
+    with disposable_redis(tmp_path) as server:
+        ns = RedisNamespace(server.url, unique("cache"))
+        cfg = cache_settings(settings, topic_prefix=telemetry_prefix, dsn=dsn, redis=ns)
+        async with running_cache(cfg) as run:
+            await run.wait_for_counts(applied=len(in_sql))
 
-                async def all_rows(_: SinkService) -> bool:
-                    conn = await asyncpg.connect(dsn)
-                    try:
-                        n = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
-                    finally:
-                        await conn.close()
-                    return bool(sum(n) == len(in_sql))
-
-                await run_sink_until(
-                    sink_settings(settings, "local", dsn, topic_prefix, unique("g")), all_rows
-                )
-                # These reach the cache but not SQL: the rebuild cannot know them.
-                await produce(settings.kafka_bootstrap, topic_prefix, kafka_only)
-                await run.wait_for_counts(applied=len(in_sql) + len(kafka_only))
-                before = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
-                assert len(buckets_of(before, ns.prefix)) > 4 * 62
-
-                client = aioredis.Redis.from_url(server.url)
+            async def all_rows(_: SinkService) -> bool:
+                conn = await asyncpg.connect(dsn)
                 try:
-                    await client.flushall()
+                    n = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES]
                 finally:
-                    await client.aclose()
+                    await conn.close()
+                return bool(sum(n) == len(in_sql))
 
-                async def same_as_before() -> bool:
-                    after = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
-                    return bool(after == before and run.total("rebuilds") == 2)
+            await run_sink_until(
+                sink_settings(settings, "local", dsn, telemetry_prefix, unique("g")), all_rows
+            )
+            # These reach the cache but not SQL: the rebuild cannot know them.
+            await produce(settings.kafka_bootstrap, telemetry_prefix, kafka_only)
+            await run.wait_for_counts(applied=len(in_sql) + len(kafka_only))
+            before = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
+            assert len(buckets_of(before, ns.prefix)) > 4 * 62
 
-                await run.wait_until(same_as_before, "the rebuilt cache equals the old one")
-                # Re-read from Kafka, and already rebuilt from SQL: counted as duplicates.
-                await run.wait_for_counts(duplicates=len(in_sql))
-    finally:
-        await kafka_admin.delete_topics(topics)
+            client = aioredis.Redis.from_url(server.url)
+            try:
+                await client.flushall()
+            finally:
+                await client.aclose()
+
+            async def same_as_before() -> bool:
+                after = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
+                return bool(after == before and run.total("rebuilds") == 2)
+
+            await run.wait_until(same_as_before, "the rebuilt cache equals the old one")
+            # Re-read from Kafka, and already rebuilt from SQL: counted as duplicates.
+            await run.wait_for_counts(duplicates=len(in_sql))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cacherun import (
     buckets_of,
@@ -19,50 +19,52 @@ from cacherun import (
 )
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
-from ess_common.topics import all_topics
 from support import DatabaseFactory
 
 
 async def test_replaying_the_same_messages_changes_no_aggregate(
     settings: CommonSettings,
     kafka_admin: AIOKafkaAdminClient,
-    topic_prefix: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
     tmp_path: Path,
 ) -> None:
     # Staleness depends on the wall clock, not on the messages: keep it out of the comparison.
     rules = tmp_path / "rules.yaml"
     rules.write_text("device_stale: {enabled: false}\n")
-    topics = all_topics(topic_prefix)
-    await kafka_admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
-        dsn = await migrated(await make_database("local"))
-        sent = list(readings(seed_fleet(), recent_start(), seconds=90))
-        await produce(settings.kafka_bootstrap, topic_prefix, sent)
-        async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
-            async with running_cache(
-                cache_settings(
-                    settings, topic_prefix=topic_prefix, dsn=dsn, redis=ns, cache_rules_file=rules
-                )
-            ) as run:
-                await run.wait_for_counts(applied=len(sent))
-                assert run.total("applied") == len(sent)
-                assert run.total("duplicates") == 0
-            before = await snapshot(ns.url, ns.prefix)
-            feeds = [n for k, n in before.items() if k.startswith(f"{ns.prefix}:anomalies:")]
-            assert sum(feeds) > 0  # random synthetic SoC jumps: replays must not repeat them
-            assert len(buckets_of(before, ns.prefix)) > 4 * 62  # every device, 4 resolutions
+    dsn = await migrated(await make_database("local"))
+    sent = list(readings(seed_fleet(), recent_start(), seconds=90))
+    await produce(settings.kafka_bootstrap, telemetry_prefix, sent)
+    async with redis_namespace(settings.redis_url.get_secret_value()) as ns:
+        async with running_cache(
+            cache_settings(
+                settings,
+                topic_prefix=telemetry_prefix,
+                dsn=dsn,
+                redis=ns,
+                cache_rules_file=rules,
+            )
+        ) as run:
+            await run.wait_for_counts(applied=len(sent))
+            assert run.total("applied") == len(sent)
+            assert run.total("duplicates") == 0
+        before = await snapshot(ns.url, ns.prefix)
+        feeds = [n for k, n in before.items() if k.startswith(f"{ns.prefix}:anomalies:")]
+        assert sum(feeds) > 0  # random synthetic SoC jumps: replays must not repeat them
+        assert len(buckets_of(before, ns.prefix)) > 4 * 62  # every device, 4 resolutions
 
-            # The topics now hold every message twice, and a new group reads them all.
-            await produce(settings.kafka_bootstrap, topic_prefix, sent)
-            async with running_cache(
-                cache_settings(
-                    settings, topic_prefix=topic_prefix, dsn=dsn, redis=ns, cache_rules_file=rules
-                )
-            ) as run:
-                await run.wait_for_counts(duplicates=2 * len(sent))
-                assert run.total("applied") == 0
-                assert run.total("anomalies") == 0
-            assert await snapshot(ns.url, ns.prefix) == before
-    finally:
-        await kafka_admin.delete_topics(topics)
+        # The topics now hold every message twice, and a new group reads them all.
+        await produce(settings.kafka_bootstrap, telemetry_prefix, sent)
+        async with running_cache(
+            cache_settings(
+                settings,
+                topic_prefix=telemetry_prefix,
+                dsn=dsn,
+                redis=ns,
+                cache_rules_file=rules,
+            )
+        ) as run:
+            await run.wait_for_counts(duplicates=2 * len(sent))
+            assert run.total("applied") == 0
+            assert run.total("anomalies") == 0
+        assert await snapshot(ns.url, ns.prefix) == before

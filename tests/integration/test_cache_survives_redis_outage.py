@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cacherun import (
     RedisNamespace,
@@ -24,7 +24,6 @@ from cacherun import (
 from disposable import disposable_redis
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
-from ess_common.topics import all_topics
 from support import DatabaseFactory, unique
 
 
@@ -36,75 +35,68 @@ async def _committed(admin: AIOKafkaAdminClient, group: str) -> int:
 async def test_redis_outage_holds_commits_and_the_cache_catches_up_exactly(
     settings: CommonSettings,
     kafka_admin: AIOKafkaAdminClient,
-    topic_prefix: str,
+    telemetry_prefix: str,
     make_database: DatabaseFactory,
     tmp_path: Path,
 ) -> None:
-    topics = all_topics(topic_prefix)
-    await kafka_admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    try:
-        dsn = await migrated(await make_database("local"))
-        start = recent_start(300)
-        before_outage = list(readings(seed_fleet(), start, seconds=30))
-        during_pause = list(readings(seed_fleet(), start + timedelta(seconds=30), 20, seed=2))
-        during_outage = list(readings(seed_fleet(), start + timedelta(seconds=50), 30, seed=3))
-        await produce(settings.kafka_bootstrap, topic_prefix, before_outage)
-        group = unique("cache")
-        with disposable_redis(tmp_path) as server:
-            ns = RedisNamespace(server.url, unique("cache"))
-            cfg = cache_settings(
-                settings,
-                topic_prefix=topic_prefix,
-                dsn=dsn,
-                redis=ns,
-                group=group,
-                cache_redis_timeout_s=1.0,
-                cache_retry_max_s=1.0,
-            )
-            async with running_cache(cfg) as run:
-                await run.wait_for_counts(applied=len(before_outage))
-                await run.wait_until(
-                    lambda: _reached(kafka_admin, group, len(before_outage)), "first commit"
-                )
-                # Redis stops answering for a few seconds, then goes on with its data.
-                pauser = aioredis.Redis.from_url(server.url)
-                try:
-                    await pauser.client_pause(5000, all=True)
-                finally:
-                    await pauser.aclose()
-                await produce(settings.kafka_bootstrap, topic_prefix, during_pause)
-                await run.wait_for_counts(redis_errors=1)
-                assert await _committed(kafka_admin, group) == len(before_outage)
-                so_far = len(before_outage) + len(during_pause)
-                await run.wait_until(
-                    lambda: _reached(kafka_admin, group, so_far), "after the pause"
-                )
-                assert run.total("rebuilds") == 1  # the data was still there: no rebuild
-
-                server.stop()
-                errors = run.total("redis_errors")
-                await produce(settings.kafka_bootstrap, topic_prefix, during_outage)
-                await run.wait_for_counts(redis_errors=errors + 3)
-                await asyncio.sleep(2)
-                assert await _committed(kafka_admin, group) == so_far
-                assert not run.service.health().ok
-
-                server.start()  # empty, as after a restart without persistence
-                total = so_far + len(during_outage)
-                await run.wait_until(
-                    lambda: _reached(kafka_admin, group, total), "commits after the outage"
-                )
-                await run.wait_for_counts(rebuilds=2)
-                assert run.service.health().ok
-                buckets = buckets_of(await snapshot(ns.url, ns.prefix), ns.prefix)
-        counted = sum(
-            b["voltage"].n
-            for (res, series, _), b in buckets.items()
-            if res == "1d" and series.startswith("dev:")
+    dsn = await migrated(await make_database("local"))
+    start = recent_start(300)
+    before_outage = list(readings(seed_fleet(), start, seconds=30))
+    during_pause = list(readings(seed_fleet(), start + timedelta(seconds=30), 20, seed=2))
+    during_outage = list(readings(seed_fleet(), start + timedelta(seconds=50), 30, seed=3))
+    await produce(settings.kafka_bootstrap, telemetry_prefix, before_outage)
+    group = unique("cache")
+    with disposable_redis(tmp_path) as server:
+        ns = RedisNamespace(server.url, unique("cache"))
+        cfg = cache_settings(
+            settings,
+            topic_prefix=telemetry_prefix,
+            dsn=dsn,
+            redis=ns,
+            group=group,
+            cache_redis_timeout_s=1.0,
+            cache_retry_max_s=1.0,
         )
-        assert counted == total
-    finally:
-        await kafka_admin.delete_topics(topics)
+        async with running_cache(cfg) as run:
+            await run.wait_for_counts(applied=len(before_outage))
+            await run.wait_until(
+                lambda: _reached(kafka_admin, group, len(before_outage)), "first commit"
+            )
+            # Redis stops answering for a few seconds, then goes on with its data.
+            pauser = aioredis.Redis.from_url(server.url)
+            try:
+                await pauser.client_pause(5000, all=True)
+            finally:
+                await pauser.aclose()
+            await produce(settings.kafka_bootstrap, telemetry_prefix, during_pause)
+            await run.wait_for_counts(redis_errors=1)
+            assert await _committed(kafka_admin, group) == len(before_outage)
+            so_far = len(before_outage) + len(during_pause)
+            await run.wait_until(lambda: _reached(kafka_admin, group, so_far), "after the pause")
+            assert run.total("rebuilds") == 1  # the data was still there: no rebuild
+
+            server.stop()
+            errors = run.total("redis_errors")
+            await produce(settings.kafka_bootstrap, telemetry_prefix, during_outage)
+            await run.wait_for_counts(redis_errors=errors + 3)
+            await asyncio.sleep(2)
+            assert await _committed(kafka_admin, group) == so_far
+            assert not run.service.health().ok
+
+            server.start()  # empty, as after a restart without persistence
+            total = so_far + len(during_outage)
+            await run.wait_until(
+                lambda: _reached(kafka_admin, group, total), "commits after the outage"
+            )
+            await run.wait_for_counts(rebuilds=2)
+            assert run.service.health().ok
+            buckets = buckets_of(await snapshot(ns.url, ns.prefix), ns.prefix)
+    counted = sum(
+        b["voltage"].n
+        for (res, series, _), b in buckets.items()
+        if res == "1d" and series.startswith("dev:")
+    )
+    assert counted == total
 
 
 async def _reached(admin: AIOKafkaAdminClient, group: str, n: int) -> bool:

@@ -41,21 +41,12 @@ SYNC_INTERVAL_S = 1.0
 _IDLE_WAIT_S = 0.05
 
 
-class CollectorProducer(ReadingProducer):
-    """ReadingProducer that can also be closed after a start that failed."""
-
-    async def close(self) -> None:
-        await self.stop()
-        # A failed start leaves the client half open and ReadingProducer.stop() skips it.
-        await self._producer.stop()
-
-
 class SpoolingPublisher:
     def __init__(
         self,
         spool: Spool,
         *,
-        producer: CollectorProducer,
+        producer: ReadingProducer,
         metrics: CollectorMetrics,
         topic_prefix: str,
         max_in_flight: int,
@@ -120,7 +111,7 @@ class SpoolingPublisher:
 
     async def _close_producer(self) -> None:
         try:
-            await asyncio.wait_for(self._producer.close(), 10)
+            await asyncio.wait_for(self._producer.stop(), 10)
         except (TimeoutError, KafkaError) as exc:
             log.warning("closing the Kafka producer: %s", exc)
 

@@ -22,11 +22,11 @@ from ess_collector.endpoint import EndpointPoller
 from ess_collector.inventory import DeviceConfig, Inventory
 from ess_collector.inventory_file import load_inventory
 from ess_collector.metrics import CollectorMetrics
-from ess_collector.publisher import CollectorProducer, SpoolingPublisher
+from ess_collector.publisher import SpoolingPublisher
 from ess_collector.settings import CollectorSettings
 from ess_collector.spool import Spool
 from ess_common.http import Health
-from ess_common.kafka import ProducerOptions
+from ess_common.kafka import ProducerOptions, ReadingProducer
 from ess_common.model import Reading
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class CollectorService:
         self.spool = Spool(
             s.collector_spool_dir, s.collector_spool_max_bytes, s.collector_spool_segment_bytes
         )
-        producer = CollectorProducer(
+        producer = ReadingProducer(
             s.kafka_bootstrap,
             s.topic_prefix,
             ProducerOptions(

@@ -23,13 +23,12 @@ from sinkdata import (
     Message,
     fingerprints,
     messages,
-    pipeline_topics,
     produce,
     recent_slot,
     row_count,
 )
 from sinkrun import counter_total, sink_settings
-from support import DatabaseFactory, unique
+from support import DatabaseFactory, pipeline_topics, unique
 
 OUTAGE_S = 30.0
 SLOTS = 400  # seed fleet: 67 readings a slot -> 26,800 readings

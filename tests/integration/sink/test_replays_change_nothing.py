@@ -8,9 +8,9 @@ from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
 from ess_sink.settings import Cluster
-from sinkdata import fingerprints, messages, pipeline_topics, produce, recent_slot, row_count
+from sinkdata import fingerprints, messages, produce, recent_slot, row_count
 from sinkrun import counter_total, run_sink_until, sink_settings
-from support import DatabaseFactory, unique
+from support import DatabaseFactory, pipeline_topics, unique
 
 
 async def test_duplicates_and_a_full_replay_leave_both_clusters_unchanged(
