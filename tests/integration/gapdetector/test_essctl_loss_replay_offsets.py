@@ -245,9 +245,15 @@ async def test_essctl_reports_replays_and_refuses_bad_arguments(
         assert worker.served == 1
 
         # offsets: the sinks' groups are caught up; the replay worker committed its request.
-        offsets = essctl(["offsets", "--json"], topic_prefix, clusters)
-        assert offsets.returncode == 0, offsets.stderr
-        found = orjson.loads(offsets.stdout)["offsets"]
+        # The worker commits its request's offset just after reporting completion: poll briefly.
+        for _ in range(20):
+            offsets = essctl(["offsets", "--json"], topic_prefix, clusters)
+            assert offsets.returncode == 0, offsets.stderr
+            found = orjson.loads(offsets.stdout)["offsets"]
+            pending = [r for r in found if r["group"] == worker.group_id and r["lag"] != 0]
+            if not pending:
+                break
+            await asyncio.sleep(0.5)
         rack = [r for r in found if r["topic"].endswith(".telemetry.rack")]
         assert len({r["group"] for r in rack}) == 2  # the test's two sink groups
         assert all(r["lag"] == 0 and r["committed"] == r["end"] for r in rack)
