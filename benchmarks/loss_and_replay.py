@@ -51,14 +51,14 @@ from ess_common.replay import ReplayRequest, SlotRange
 from ess_common.settings import CommonSettings, load_settings
 from ess_common.synthetic import readings, scaled_fleet
 from ess_common.topics import all_topics
-from ess_gapdetector.kafka_scan import scan_slots
-from ess_gapdetector.lossmath import table_window_loss
-from ess_gapdetector.slots import SlotTracker
-from ess_sink.presence import presence
-from ess_sink.replay import execute_replay, plan_replay
-from ess_sink.schema import migrate
+from ess_loss.kafka_scan import scan_slots
+from ess_loss.lossmath import table_window_loss
+from ess_loss.slots import SlotTracker
 from ess_sink.service import SinkService
 from ess_sink.settings import SinkSettings
+from ess_tables.presence import presence
+from ess_tables.replay import execute_replay, plan_replay
+from ess_tables.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results" / "loss.json"

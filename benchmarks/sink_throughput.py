@@ -57,8 +57,8 @@ from ess_common.model import TABLES, Table
 from ess_common.settings import CommonSettings, load_settings
 from ess_common.synthetic import readings, scaled_fleet
 from ess_common.topics import all_topics, telemetry_topic
-from ess_sink.rows import NATURAL_KEY, columns, to_row
-from ess_sink.schema import migrate
+from ess_tables.rows import NATURAL_KEY, columns, to_row
+from ess_tables.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results" / "sink.json"

@@ -28,7 +28,7 @@ from ess_cache.settings import CacheSettings
 from ess_common.kafka import ReadingProducer
 from ess_common.model import Reading
 from ess_common.settings import CommonSettings
-from ess_sink.schema import migrate
+from ess_tables.schema import migrate
 from support import unique
 
 CLAIM_TTL_S = 900

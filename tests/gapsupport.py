@@ -25,8 +25,8 @@ from ess_common.synthetic import Fleet
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
 from ess_sink.replay_worker import ReplaySettings, ReplayWorker
-from ess_sink.schema import migrate
 from ess_sink.service import SinkService
+from ess_tables.schema import migrate
 from sinkrun import run_sink_until, sink_settings
 from support import DatabaseFactory, pipeline_topics, unique
 

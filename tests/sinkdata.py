@@ -14,7 +14,7 @@ from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading
 from ess_common.topics import telemetry_topic
-from ess_sink.rows import columns
+from ess_tables.rows import columns
 
 
 def recent_slot(hours_ago: float = 1.0) -> datetime:

@@ -14,9 +14,10 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from ess_common.clusters import Cluster
 from ess_common.settings import CommonSettings
 from ess_sink.service import SinkService
-from ess_sink.settings import Cluster, SinkSettings
+from ess_sink.settings import SinkSettings
 
 
 def sink_settings(

@@ -30,10 +30,9 @@ from pydantic import (
     model_validator,
 )
 
+from ess_common.clusters import Cluster
 from ess_common.model import Table
 
-Cluster = Literal["local", "cloud"]
-CLUSTERS: tuple[Cluster, ...] = ("local", "cloud")
 CONTROL_VERSION: Literal[1] = 1
 MAX_DEVICES_PER_REQUEST = 5000
 

@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ess_common.clusters import Cluster
+
 DEFAULT_ENV_FILE = Path(".local/stack.env")
 
 
@@ -34,6 +36,10 @@ class CommonSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port")
     drain_timeout_s: float = Field(default=20.0, gt=0, le=600)
+
+    def dsn(self, cluster: Cluster) -> SecretStr:
+        """The connection string of one cluster's database."""
+        return self.db_local_dsn if cluster == "local" else self.db_cloud_dsn
 
 
 def env_file() -> Path | None:

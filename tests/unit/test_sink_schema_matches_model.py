@@ -6,11 +6,11 @@ import re
 from importlib import resources
 
 from ess_common.model import TABLES
-from ess_sink.rows import columns
+from ess_tables.rows import columns
 
 
 def _migration_columns() -> dict[str, list[str]]:
-    sql = resources.files("ess_sink.migrations").joinpath("0001_wide_tables.sql").read_text()
+    sql = resources.files("ess_tables.migrations").joinpath("0001_wide_tables.sql").read_text()
     tables: dict[str, list[str]] = {}
     for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", sql, re.S):
         tables[name] = [

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ess_cache.measures import DAY_S
+from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
 from ess_common.settings import CommonSettings
 
@@ -37,7 +37,7 @@ class CacheSettings(CommonSettings):
     cache_window_days: int = Field(default=1, ge=1, le=7)
     cache_late_s: int = Field(default=HOUR_S, ge=0, le=DAY_S)
     cache_latest_ttl_s: int = Field(default=7 * DAY_S, ge=60)
-    cache_rebuild_cluster: Literal["local", "cloud"] = "local"
+    cache_rebuild_cluster: Cluster = "local"
     # After a rebuild each partition is re-read from this long before the newest slot in SQL.
     cache_rebuild_rewind_s: int = Field(default=300, ge=0)
     cache_rebuild_lock_s: int = Field(default=900, ge=10)
@@ -69,4 +69,4 @@ class CacheSettings(CommonSettings):
 
     @property
     def rebuild_dsn(self) -> SecretStr:
-        return self.db_local_dsn if self.cache_rebuild_cluster == "local" else self.db_cloud_dsn
+        return self.dsn(self.cache_rebuild_cluster)

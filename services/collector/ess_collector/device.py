@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ess_collector.backoff import Backoff
 from ess_collector.errors import (
     DiscoveryError,
     ExceptionReplyError,
@@ -32,6 +31,7 @@ from ess_collector.register_map import spans as map_spans
 from ess_collector.sunspec_device import SunSpecLayout, discover
 from ess_collector.sunspec_device import decode_device as decode_sunspec_device
 from ess_collector.values import DecodedValues
+from ess_common.backoff import Backoff
 from ess_common.model import DeviceId, Quality
 
 log = logging.getLogger(__name__)

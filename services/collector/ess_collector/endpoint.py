@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ess_collector.backoff import Backoff
 from ess_collector.device import Device, Health, PollLimits, PollResult
 from ess_collector.inventory import EndpointConfig
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.modbus_client import ReadOnlyModbusClient
 from ess_collector.schedule import next_slot, overrun_slots, time_left_in_slot
 from ess_collector.values import build_reading
+from ess_common.backoff import Backoff
 from ess_common.model import Reading
 
 log = logging.getLogger(__name__)

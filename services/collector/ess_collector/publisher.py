@@ -26,9 +26,9 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from ess_collector.backoff import Backoff
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.spool import Spool, SpoolRecord
+from ess_common.backoff import Backoff
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
 from ess_common.model import Reading

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from ess_collector.backoff import Backoff
 from ess_collector.device import Device, PollLimits
 from ess_collector.endpoint import EndpointPoller
 from ess_collector.inventory import DeviceConfig, Inventory
@@ -25,6 +24,7 @@ from ess_collector.metrics import CollectorMetrics
 from ess_collector.publisher import SpoolingPublisher
 from ess_collector.settings import CollectorSettings
 from ess_collector.spool import Spool
+from ess_common.backoff import Backoff
 from ess_common.http import Health
 from ess_common.kafka import ProducerOptions, ReadingProducer
 from ess_common.model import Reading

@@ -16,17 +16,17 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-import asyncpg
 import orjson
 from pydantic import SecretStr
 
+from ess_common.clusters import CLUSTERS, Cluster
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES
+from ess_common.logs import error_line
 from ess_common.settings import ConfigError, load_settings
 from ess_ctl.cli import Exit, Parser
-from ess_sink.schema import SchemaPolicies, migrate
 from ess_sink.settings import SchemaSettings
-
-CLUSTERS = ("local", "cloud")
+from ess_tables.schema import SchemaPolicies, migrate
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:
@@ -47,10 +47,11 @@ def run_migrate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"essctl: error: {exc}", file=sys.stderr)
         return Exit.CONFIG
-    clusters = CLUSTERS if args.cluster == "all" else (args.cluster,)
-    dsns = {"local": settings.db_local_dsn, "cloud": settings.db_cloud_dsn}
+    clusters: tuple[Cluster, ...] = CLUSTERS if args.cluster == "all" else (args.cluster,)
     timeouts = DbTimeouts(connect_s=args.timeout, command_s=300.0)
-    results = asyncio.run(_migrate_all({c: dsns[c] for c in clusters}, settings.policies, timeouts))
+    results = asyncio.run(
+        _migrate_all({c: settings.dsn(c) for c in clusters}, settings.policies, timeouts)
+    )
     if args.json:
         print(orjson.dumps({"clusters": results}, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -71,12 +72,12 @@ async def _migrate_one(
 ) -> dict[str, Any]:
     try:
         conn = await connect(dsn, timeouts=timeouts, application_name="essctl")
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return {"ok": False, "error": f"cannot connect: {_one_line(exc)}"}
+    except DB_FAILURES as exc:
+        return {"ok": False, "error": f"cannot connect: {error_line(exc)}"}
     try:
         report = await migrate(conn, policies)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return {"ok": False, "error": f"migration failed: {_one_line(exc)}"}
+    except DB_FAILURES as exc:
+        return {"ok": False, "error": f"migration failed: {error_line(exc)}"}
     finally:
         await conn.close()
     return {"ok": True, **asdict(report)}
@@ -92,8 +93,3 @@ def _describe(cluster: str, result: dict[str, Any]) -> str:
         else "plain PostgreSQL (no hypertables)"
     )
     return f"{cluster}: schema version {result['version']}; applied: {applied}; {engine}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

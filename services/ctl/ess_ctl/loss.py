@@ -23,11 +23,12 @@ from typing import Any
 
 import asyncpg
 import orjson
-from pydantic import SecretStr
 
+from ess_common.clusters import CLUSTERS
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES
+from ess_common.logs import error_line
 from ess_common.model import Table
-from ess_common.replay import CLUSTERS
 from ess_common.settings import CommonSettings
 from ess_ctl.cli import Exit, Parser
 from ess_ctl.ops_args import (
@@ -42,13 +43,11 @@ from ess_ctl.ops_args import (
     utc_time,
 )
 from ess_ctl.progress import ProgressLine
-from ess_gapdetector.kafka_scan import scan_slots
-from ess_gapdetector.lossmath import RangeLoss, SlotCounts, table_window_loss
-from ess_gapdetector.slots import SlotTracker
-from ess_sink.crosssync import slices
-from ess_sink.presence import presence, table_bytes
-
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+from ess_loss.kafka_scan import scan_slots
+from ess_loss.lossmath import RangeLoss, SlotCounts, table_window_loss
+from ess_loss.slots import SlotTracker
+from ess_tables.crosssync import slices
+from ess_tables.presence import presence, table_bytes
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:
@@ -95,17 +94,16 @@ def run_loss(args: argparse.Namespace) -> int:
 async def _connect_all(
     settings: CommonSettings, report: LossReport
 ) -> dict[str, asyncpg.Connection]:
-    dsns: dict[str, SecretStr] = {"local": settings.db_local_dsn, "cloud": settings.db_cloud_dsn}
     conns: dict[str, asyncpg.Connection] = {}
-    for cluster, dsn in dsns.items():
+    for cluster in CLUSTERS:
         try:
             conns[cluster] = await connect(
-                dsn, timeouts=DbTimeouts(command_s=900.0), application_name="essctl-loss"
+                settings.dsn(cluster),
+                timeouts=DbTimeouts(command_s=900.0),
+                application_name="essctl-loss",
             )
-        except DB_ERRORS as exc:
-            report.unreachable[cluster] = (
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            )
+        except DB_FAILURES as exc:
+            report.unreachable[cluster] = error_line(exc)
     return conns
 
 

@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
-from pydantic import SecretStr
 
+from ess_common.clusters import CLUSTERS, Cluster
 from ess_common.model import TABLES, DeviceId, Table
-from ess_common.replay import CLUSTERS, Cluster
 from ess_common.settings import CommonSettings, ConfigError, load_settings
 from ess_ctl.cli import Exit
-from ess_sink.presence import site_has_rows
+from ess_tables.presence import site_has_rows
 
 MAX_RANGE = timedelta(days=31)
 
@@ -115,7 +114,3 @@ def settings_or_exit(command: str) -> CommonSettings | int:
     except ConfigError as exc:
         print(f"essctl {command}: error: {exc}", file=sys.stderr)
         return Exit.CONFIG
-
-
-def dsn_of(settings: CommonSettings, cluster: str) -> SecretStr:
-    return settings.db_local_dsn if cluster == "local" else settings.db_cloud_dsn

@@ -21,11 +21,11 @@ import sys
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 from pydantic import ValidationError
 
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES
 from ess_common.kafka import ReadingProducer
 from ess_common.kafka_offsets import UnknownTopicError, assign_topics, offset_reader
 from ess_common.replay import (
@@ -43,7 +43,6 @@ from ess_ctl.cli import Exit, Parser
 from ess_ctl.ops_args import (
     UsageError,
     checked_range,
-    dsn_of,
     fail_usage,
     one_cluster,
     one_table,
@@ -51,15 +50,13 @@ from ess_ctl.ops_args import (
     utc_time,
 )
 from ess_ctl.progress import ProgressLine
-from ess_sink.replay import (
+from ess_tables.replay import (
     ReplayCounts,
     ReplayPlan,
     ReplayRejectedError,
     execute_replay,
     plan_replay,
 )
-
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:
@@ -198,11 +195,11 @@ async def _run_here(
 ) -> tuple[ReplayCounts, str]:
     try:
         conn = await connect(
-            dsn_of(settings, args.cluster),
+            settings.dsn(args.cluster),
             timeouts=DbTimeouts(command_s=300.0),
             application_name="essctl-replay",
         )
-    except DB_ERRORS as exc:
+    except DB_FAILURES as exc:
         print(f"essctl replay: cannot connect to {args.cluster}: {exc}", file=sys.stderr)
         return ReplayCounts(messages_planned=plan.messages), "failed"
     reader = offset_reader(settings.kafka_bootstrap, client_id="essctl-replay")

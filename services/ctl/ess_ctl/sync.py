@@ -21,6 +21,7 @@ import asyncpg
 import orjson
 
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES
 from ess_common.model import Table
 from ess_common.settings import CommonSettings
 from ess_ctl.cli import Exit, Parser
@@ -28,7 +29,6 @@ from ess_ctl.ops_args import (
     UsageError,
     check_site,
     checked_range,
-    dsn_of,
     fail_usage,
     one_cluster,
     settings_or_exit,
@@ -37,9 +37,7 @@ from ess_ctl.ops_args import (
     utc_time,
 )
 from ess_ctl.progress import ProgressLine
-from ess_sink.crosssync import SyncTotals, sync_range
-
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+from ess_tables.crosssync import SyncTotals, sync_range
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:
@@ -77,7 +75,7 @@ def run_sync(args: argparse.Namespace) -> int:
         results = asyncio.run(_sync(settings, args))
     except UsageError as exc:
         return fail_usage("sync", str(exc))
-    except DB_ERRORS as exc:
+    except DB_FAILURES as exc:
         print(f"essctl sync: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return Exit.FAILED
     _print(args, results)
@@ -89,7 +87,7 @@ async def _sync(settings: CommonSettings, args: argparse.Namespace) -> list[dict
     try:
         for cluster in (args.source, args.target):
             conns[cluster] = await connect(
-                dsn_of(settings, cluster),
+                settings.dsn(cluster),
                 timeouts=DbTimeouts(command_s=900.0),
                 application_name="essctl-sync",
             )

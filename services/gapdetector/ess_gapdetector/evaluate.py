@@ -6,13 +6,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ess_common.db_errors import DB_FAILURES
 from ess_common.model import Table
-from ess_gapdetector.clusters import DB_ERRORS, ClusterLink
-from ess_gapdetector.lossmath import TableWindowLoss, table_window_loss
 from ess_gapdetector.metrics import GapMetrics
-from ess_gapdetector.slots import SlotTracker
 from ess_gapdetector.windows import Window
-from ess_sink.presence import presence, table_bytes
+from ess_loss.lossmath import TableWindowLoss, table_window_loss
+from ess_loss.slots import SlotTracker
+from ess_tables.links import ClusterLink
+from ess_tables.presence import presence, table_bytes
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Evaluator:
             return None
         try:
             return await presence(conn, table, window.start, window.end, devices=devices)
-        except DB_ERRORS as exc:
+        except DB_FAILURES as exc:
             self.metrics.cluster_errors.labels(cluster).inc()
             log.warning("presence query on %s failed: %s", cluster, exc)
             link.failed()
@@ -66,7 +67,7 @@ class Evaluator:
                 continue
             try:
                 sizes[cluster] = await table_bytes(conn, table)
-            except DB_ERRORS as exc:
+            except DB_FAILURES as exc:
                 log.warning("size of %s on %s unknown: %s", table, cluster, exc)
         return sizes
 

@@ -23,15 +23,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ess_common.clusters import Cluster
+from ess_common.db_errors import DB_FAILURES
 from ess_common.model import Table
-from ess_common.replay import Cluster, ReplayRequest, ReplayStatus, SlotRange
-from ess_gapdetector.clusters import DB_ERRORS, ClusterLink
+from ess_common.replay import ReplayRequest, ReplayStatus, SlotRange
 from ess_gapdetector.evaluate import WindowResult
-from ess_gapdetector.lossmath import bits_in, coalesce, runs_of_set_bits
 from ess_gapdetector.metrics import GapMetrics
 from ess_gapdetector.windows import Window
-from ess_sink.crosssync import copy_gaps, gaps_from_bits
-from ess_sink.presence import presence
+from ess_loss.lossmath import bits_in, coalesce, runs_of_set_bits
+from ess_tables.crosssync import copy_gaps, gaps_from_bits
+from ess_tables.links import ClusterLink
+from ess_tables.presence import presence
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,7 @@ class Healer:
             return None
         try:
             now = await presence(conn, table, window.start, window.end, devices=list(missing))
-        except DB_ERRORS as exc:
+        except DB_FAILURES as exc:
             link.failed()
             log.warning("cannot check %s on %s: %s", table, cluster, exc)
             return None
@@ -253,7 +255,7 @@ class Healer:
         ]
         try:
             totals = await copy_gaps(src, dst, table, gaps, chunk_rows=self.sync_chunk_rows)
-        except DB_ERRORS as exc:
+        except DB_FAILURES as exc:
             log.warning("sync %s -> %s of %s failed: %s", source, target, table, exc)
             return
         self.metrics.sync_rows.labels(target, table).inc(totals.inserted)

@@ -21,7 +21,7 @@ from ess_common.model import Table
 from ess_common.replay import ControlDecodeError, ReplayStatus, decode_control
 from ess_common.topics import replay_topic, telemetry_topic
 from ess_gapdetector.metrics import GapMetrics
-from ess_gapdetector.slots import SlotTracker, light_slot
+from ess_loss.slots import SlotTracker, light_slot
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from ess_gapdetector.clusters import DB_ERRORS, ClusterLink
+from ess_common.db_errors import DB_FAILURES
 from ess_gapdetector.evaluate import WindowResult
-from ess_gapdetector.lossmath import SlotCounts
 from ess_gapdetector.metrics import GapMetrics
+from ess_loss.lossmath import SlotCounts
+from ess_tables.links import ClusterLink
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ async def store(result: WindowResult, links: dict[str, ClusterLink], metrics: Ga
             async with conn.transaction():
                 await ensure_loss_report(conn)
                 await conn.executemany(_UPSERT, rows)
-        except DB_ERRORS as exc:
+        except DB_FAILURES as exc:
             metrics.cluster_errors.labels(cluster).inc()
             log.warning("loss_report on %s not stored: %s", cluster, exc)
             link.failed()

@@ -24,15 +24,15 @@ from ess_common.kafka_offsets import assign_topics, kafka_covers, offset_reader
 from ess_common.model import Table
 from ess_common.replay import ReplayRequest, encode_control
 from ess_common.topics import replay_topic, telemetry_topic
-from ess_gapdetector.clusters import ClusterLink
 from ess_gapdetector.evaluate import Evaluator, WindowResult
 from ess_gapdetector.heal import Healer
 from ess_gapdetector.kafka_feed import ControlFeed, SlotFeed, rebuild_start
 from ess_gapdetector.metrics import GapMetrics
 from ess_gapdetector.report import ensure_loss_report, publish, store
 from ess_gapdetector.settings import GapDetectorSettings
-from ess_gapdetector.slots import SlotTracker
 from ess_gapdetector.windows import Window, WindowScheduler
+from ess_loss.slots import SlotTracker
+from ess_tables.links import ClusterLink
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ class GapDetectorService:
         self.tracker = SlotTracker(s.largest_period_s, s.smallest_period_s)
         timeouts = DbTimeouts(command_s=s.gap_db_command_timeout_s)
         self.links: dict[str, ClusterLink] = {
-            c: ClusterLink(
-                c, s.db_local_dsn if c == "local" else s.db_cloud_dsn, timeouts, "gapdetector"
-            )
-            for c in s.gap_clusters
+            c: ClusterLink(c, s.dsn(c), timeouts, "gapdetector") for c in s.gap_clusters
         }
         self.feed = SlotFeed(
             s.kafka_bootstrap,

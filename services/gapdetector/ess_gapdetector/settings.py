@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ess_common.clusters import CLUSTERS, Cluster
 from ess_common.model import TABLES, Table
-from ess_common.replay import CLUSTERS, Cluster
 from ess_common.settings import CommonSettings
 from ess_gapdetector.windows import PERIOD_SECONDS, Period
 

@@ -22,8 +22,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from ess_common.codec import DecodeError
 from ess_common.model import TABLES, Table
 from ess_common.topics import table_of_topic
-from ess_sink.rows import columns
-from ess_sink.wire_rows import Row, RowDecoder
+from ess_tables.rows import columns
+from ess_tables.wire_rows import Row, RowDecoder
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 # Messages decoded between two turns of the event loop: the previous batch's

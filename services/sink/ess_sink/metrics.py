@@ -45,7 +45,7 @@ class SinkMetrics:
         )
         self.db_errors = Counter(
             "ess_sink_db_errors_total",
-            "Failed database operations by kind (see ess_sink.db_errors)",
+            "Failed database operations by kind (see ess_common.db_errors)",
             ("cluster", "kind"),
             registry=registry,
         )

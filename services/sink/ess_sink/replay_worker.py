@@ -27,6 +27,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES
 from ess_common.http import Health
 from ess_common.kafka import OffsetCommittingConsumer, ReadingProducer
 from ess_common.kafka_offsets import offset_reader
@@ -41,26 +42,20 @@ from ess_common.replay import (
 )
 from ess_common.settings import load_settings
 from ess_common.topics import replay_topic
-from ess_sink.replay import (
+from ess_sink.settings import SinkSettings
+from ess_tables.replay import (
     ReplayCounts,
     ReplayError,
     ReplayInterruptedError,
     execute_replay,
     plan_replay,
 )
-from ess_sink.settings import SinkSettings
 
 log = logging.getLogger(__name__)
 
 _RETRY_S = 5.0
 # A replay that meets these fails (status "failed"); the detector then checks the gap.
-_IO_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    KafkaError,
-    OSError,
-    TimeoutError,
-)
+_IO_ERRORS = (*DB_FAILURES, KafkaError)
 
 
 class ReplaySettings(BaseSettings):
@@ -196,7 +191,7 @@ class ReplayWorker:
         s = self.sink
         try:
             conn = await connect(
-                s.dsn,
+                s.sink_dsn,
                 timeouts=DbTimeouts(s.sink_db_connect_timeout_s, s.sink_db_command_timeout_s),
                 application_name=f"sink-{self.cluster}-replay",
             )

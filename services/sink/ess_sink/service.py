@@ -23,11 +23,12 @@ from datetime import timedelta
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from ess_common.backoff import Backoff
 from ess_common.db import DbTimeouts
 from ess_common.http import Health
 from ess_common.kafka import OffsetCommittingConsumer
+from ess_common.logs import error_line
 from ess_common.topics import telemetry_topic
-from ess_sink.backoff import Backoff
 from ess_sink.consume import DB_REJECTED, BatchDecoder, DecodedBatch, Poison, SlotBounds
 from ess_sink.dead_letters import DeadLetters
 from ess_sink.lag import LagMonitor, is_stalled
@@ -65,7 +66,7 @@ class SinkService:
                 s.sink_db_connections,
                 self.consumer.consumer,
                 ClusterStore(
-                    s.dsn,
+                    s.sink_dsn,
                     DbTimeouts(s.sink_db_connect_timeout_s, s.sink_db_command_timeout_s),
                     f"{self.name}-{i}",
                     Backoff(s.sink_retry_initial_s, s.sink_retry_max_s),
@@ -182,7 +183,7 @@ class SinkService:
             self.metrics.rows_written.labels(self.cluster, table).inc(result.inserted)
             self.metrics.duplicates.labels(self.cluster, table).inc(result.duplicates)
         refused = [
-            Poison(batch.tables[r.table].origins[r.index], DB_REJECTED, _first_line(r.error))
+            Poison(batch.tables[r.table].origins[r.index], DB_REJECTED, error_line(r.error))
             for r in written.rejected
         ]
         await self.dlq.send([*batch.poison, *refused])
@@ -203,8 +204,3 @@ class SinkService:
             except (KafkaError, OSError, TimeoutError) as exc:  # best effort, never fatal
                 log.debug("lag refresh failed: %s", exc)
             await asyncio.sleep(self.settings.sink_lag_interval_s)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
 from ess_common.settings import CommonSettings
-from ess_sink.schema import SchemaPolicies
-
-Cluster = Literal["local", "cloud"]
+from ess_tables.schema import SchemaPolicies
 
 THIRTY_DAYS_S = 30 * 24 * 3600
 
@@ -69,5 +67,5 @@ class SinkSettings(SchemaSettings):
         return self.sink_group_id or f"ess-sink-{self.sink_cluster}"
 
     @property
-    def dsn(self) -> SecretStr:
-        return self.db_local_dsn if self.sink_cluster == "local" else self.db_cloud_dsn
+    def sink_dsn(self) -> SecretStr:
+        return self.dsn(self.sink_cluster)

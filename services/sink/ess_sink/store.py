@@ -23,12 +23,13 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 from pydantic import SecretStr
 
+from ess_common.backoff import Backoff
 from ess_common.db import DbTimeouts, connect
+from ess_common.db_errors import DB_FAILURES, classify
+from ess_common.logs import error_line
 from ess_common.model import Table
-from ess_sink.backoff import Backoff
-from ess_sink.db_errors import classify
-from ess_sink.schema import SchemaPolicies, SchemaReport, migrate
-from ess_sink.writer import BatchWrite, prepare_staging, write_batch
+from ess_tables.schema import SchemaPolicies, SchemaReport, migrate
+from ess_tables.writer import BatchWrite, prepare_staging, write_batch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,9 +103,7 @@ class ClusterStore:
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            with contextlib.suppress(
-                OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError
-            ):
+            with contextlib.suppress(*DB_FAILURES):
                 await asyncio.wait_for(conn.close(), self._timeouts.connect_s)
             if not conn.is_closed():
                 conn.terminate()
@@ -143,7 +142,7 @@ class ClusterStore:
                 if stop.is_set():
                     raise BatchAbandonedError(f"database unavailable ({kind.kind})") from exc
                 delay = self._backoff.next_delay()
-                log.info("database retry in %.1fs (%s: %s)", delay, kind.kind, _first_line(exc))
+                log.info("database retry in %.1fs (%s: %s)", delay, kind.kind, error_line(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 if stop.is_set():
@@ -165,10 +164,5 @@ class ClusterStore:
             log.warning(
                 "database unavailable (%s: %s); keeping the batch, pausing partitions, retrying",
                 kind,
-                _first_line(exc),
+                error_line(exc),
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -10,9 +10,9 @@ from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings
 from ess_gapdetector.evaluate import WindowResult
-from ess_gapdetector.lossmath import SlotCounts, runs_of_set_bits
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
+from ess_loss.lossmath import SlotCounts, runs_of_set_bits
 from gapsupport import (
     SMALL_FLEET,
     detector_settings,

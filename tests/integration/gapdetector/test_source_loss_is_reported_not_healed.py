@@ -11,9 +11,9 @@ import pytest
 from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings
-from ess_gapdetector.lossmath import SlotCounts
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
+from ess_loss.lossmath import SlotCounts
 from gapsupport import (
     SMALL_FLEET,
     detector_settings,

@@ -14,11 +14,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from disposable import DisposablePostgres, disposable_postgres
+from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
-from ess_sink.settings import Cluster
 from sinkdata import (
     Message,
     fingerprints,

@@ -3,11 +3,11 @@ row counts and contents stay exactly as after the first delivery, in both cluste
 
 from __future__ import annotations
 
+from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
-from ess_sink.settings import Cluster
 from sinkdata import fingerprints, messages, produce, recent_slot, row_count
 from sinkrun import counter_total, run_sink_until, sink_settings
 from support import DatabaseFactory, pipeline_topics, unique

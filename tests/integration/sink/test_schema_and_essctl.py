@@ -17,8 +17,8 @@ import orjson
 from disposable import disposable_postgres
 from ess_common.model import TABLES, Table
 from ess_common.synthetic import readings, seed_fleet
-from ess_sink.rows import to_row
-from ess_sink.writer import write_batch
+from ess_tables.rows import to_row
+from ess_tables.writer import write_batch
 from sinkdata import recent_slot
 from support import DatabaseFactory
 

@@ -16,10 +16,10 @@ import random
 import time
 from pathlib import Path
 
+from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, scaled_fleet
-from ess_sink.settings import Cluster
 from sinkdata import fingerprints, messages, produce, recent_slot, row_count
 from sinkrun import SinkProcess, sink_env
 from support import DatabaseFactory, pipeline_topics, unique

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from ess_collector.backoff import Backoff
 from ess_collector.device import Device, PollLimits
 from ess_collector.errors import ExceptionReplyError, InventoryError
 from ess_collector.inventory_file import parse_inventory
 from ess_collector.modbus_frames import ReadFunction
 from ess_collector.values import build_reading
+from ess_common.backoff import Backoff
 from ess_common.model import Quality
 from ess_sunspec import MODELS, build_image, encode_model
 

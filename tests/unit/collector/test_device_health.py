@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from ess_collector.backoff import Backoff
 from ess_collector.device import Device, Health, PollLimits
 from ess_collector.errors import ConnectionLostError, ExceptionReplyError, RequestTimeoutError
 from ess_collector.inventory import DeviceConfig, MapPoint, RegisterMap
 from ess_collector.modbus_frames import ReadFunction
 from ess_collector.planning import Space
 from ess_collector.values import build_reading
+from ess_common.backoff import Backoff
 from ess_common.model import Quality
 
 LIMITS = PollLimits(request_timeout_s=0.2, max_registers=125, gap_fill=0)

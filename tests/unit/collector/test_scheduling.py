@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from ess_collector.backoff import Backoff
 from ess_collector.schedule import is_late, next_slot, overrun_slots, time_left_in_slot
+from ess_common.backoff import Backoff
 
 
 def test_the_next_slot_is_the_next_whole_second() -> None:

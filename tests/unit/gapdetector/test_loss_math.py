@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from ess_gapdetector.lossmath import (
+from ess_loss.lossmath import (
     SlotCounts,
     bits_of_runs,
     coalesce,

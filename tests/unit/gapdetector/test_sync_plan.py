@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ess_gapdetector.lossmath import bits_of_runs
-from ess_sink.crosssync import SlotGap, chunk_gaps, gaps_from_bits
-from ess_sink.presence import bits_from_seconds
+from ess_loss.lossmath import bits_of_runs
+from ess_tables.crosssync import SlotGap, chunk_gaps, gaps_from_bits
+from ess_tables.presence import bits_from_seconds
 
 E0 = 1_764_547_200  # 2025-12-01T00:00:00Z
 

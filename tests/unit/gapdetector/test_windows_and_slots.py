@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from ess_common.codec import encode_reading
 from ess_common.synthetic import readings, seed_fleet
-from ess_gapdetector.lossmath import runs_of_set_bits
-from ess_gapdetector.slots import SlotTracker, light_slot
 from ess_gapdetector.windows import Window, WindowScheduler, window_containing, windows_overlapping
+from ess_loss.lossmath import runs_of_set_bits
+from ess_loss.slots import SlotTracker, light_slot
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 E0 = int(T0.timestamp())

@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from ess_sink.backoff import Backoff
-from ess_sink.db_errors import classify
+from ess_common.backoff import Backoff
+from ess_common.db_errors import classify
 from ess_sink.lag import is_stalled, partition_lags
 from ess_sink.lane import lane_of
-from ess_sink.rejects import write_isolating_rejects
-from ess_sink.writer import is_rejection
+from ess_tables.rejects import write_isolating_rejects
+from ess_tables.writer import is_rejection
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:

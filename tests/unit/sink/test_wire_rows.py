@@ -11,8 +11,8 @@ import pytest
 from ess_common.codec import DecodeError, decode_reading, encode_reading
 from ess_common.model import TABLES, DeviceId, PcsValues, Quality, RackValues, Reading, Table
 from ess_common.synthetic import readings, seed_fleet
-from ess_sink.rows import columns, to_row
-from ess_sink.wire_rows import RowDecoder
+from ess_tables.rows import columns, to_row
+from ess_tables.wire_rows import RowDecoder
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

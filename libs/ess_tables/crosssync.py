@@ -18,9 +18,9 @@ import asyncpg
 
 from ess_common.db import quote_ident
 from ess_common.model import TABLES, Table
-from ess_sink.presence import presence
-from ess_sink.rows import columns
-from ess_sink.writer import write_rows
+from ess_tables.presence import presence
+from ess_tables.rows import columns
+from ess_tables.writer import write_rows
 
 SLICE_S = 86400
 DEFAULT_CHUNK_ROWS = 20_000

@@ -36,7 +36,7 @@ def _integer_fields(table: Table) -> frozenset[str]:
 
 
 class RowDecoder:
-    """Decodes one table's messages into rows in `ess_sink.rows.columns(table)` order."""
+    """Decodes one table's messages into rows in `ess_tables.rows.columns(table)` order."""
 
     def __init__(self, table: Table) -> None:
         self.table = table

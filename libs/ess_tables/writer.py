@@ -22,10 +22,10 @@ from typing import Any
 import asyncpg
 
 from ess_common.db import quote_ident
+from ess_common.db_errors import classify
 from ess_common.model import TABLES, Table
-from ess_sink.db_errors import classify
-from ess_sink.rejects import write_isolating_rejects
-from ess_sink.rows import NATURAL_KEY, columns
+from ess_tables.rejects import write_isolating_rejects
+from ess_tables.rows import NATURAL_KEY, columns
 
 
 @dataclass(frozen=True)

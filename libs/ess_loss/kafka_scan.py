@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 from ess_common.kafka_offsets import assign_topics, kafka_covers, offset_reader, offsets_at
 from ess_common.model import Table
 from ess_common.topics import telemetry_topic
-from ess_gapdetector.slots import SlotTracker, light_slot
+from ess_loss.slots import SlotTracker, light_slot
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from ess_common.kafka_offsets import assign_topics, offset_bounds, offsets_at
 from ess_common.model import TABLES
 from ess_common.replay import ReplayRequest
 from ess_common.topics import telemetry_topic
-from ess_sink.rows import columns
-from ess_sink.wire_rows import RowDecoder
-from ess_sink.writer import write_rows
+from ess_tables.rows import columns
+from ess_tables.wire_rows import RowDecoder
+from ess_tables.writer import write_rows
 
 _TS_INDEX = {table: columns(table).index("ts") for table in TABLES}
 

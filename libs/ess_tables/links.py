@@ -13,12 +13,11 @@ import time
 import asyncpg
 from pydantic import SecretStr
 
+from ess_common.clusters import Cluster
 from ess_common.db import DbTimeouts, connect
-from ess_common.replay import Cluster
+from ess_common.db_errors import DB_FAILURES
 
 log = logging.getLogger(__name__)
-
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class ClusterLink:
@@ -37,7 +36,7 @@ class ClusterLink:
             self._conn = await connect(
                 self._dsn, timeouts=self._timeouts, application_name=self._app
             )
-        except DB_ERRORS as exc:
+        except DB_FAILURES as exc:
             if self.down_since is None:
                 log.error("cluster %s unreachable: %s", self.cluster, exc)  # noqa: TRY400 - no traceback
             self.down_since = self.down_since or time.monotonic()

@@ -1,7 +1,9 @@
-"""What a database failure means for the sink: wait and retry, or isolate the bad rows.
+"""The database error vocabulary: what a failure means (wait and retry, or isolate the bad rows).
 
-Each class carries its behaviour (`retriable`), so callers branch on meaning
-and the metric label `kind` stays a small fixed set.
+Each class carries its behaviour (`retriable`, `outage`), so callers branch on
+meaning and the metric label `kind` stays a small fixed set. `DB_FAILURES` is
+every exception type `classify` knows, for `except` clauses at I/O boundaries
+that only need "the database call failed".
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ _RULES: tuple[tuple[tuple[type[BaseException], ...], DbErrorClass], ...] = (
     ((asyncpg.TransactionRollbackError,), CONFLICT),  # serialization failure, deadlock
     (_ROW_REJECTIONS, REJECTED),
     ((asyncpg.PostgresError, asyncpg.InternalClientError), OTHER),
+)
+
+
+# Everything a call to PostgreSQL can raise that is about the database, not our code.
+DB_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
 )
 
 

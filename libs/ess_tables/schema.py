@@ -49,7 +49,7 @@ class SchemaReport:
 
 def _migrations() -> list[tuple[int, str, str]]:
     files = sorted(
-        (f for f in resources.files("ess_sink.migrations").iterdir() if f.name.endswith(".sql")),
+        (f for f in resources.files("ess_tables.migrations").iterdir() if f.name.endswith(".sql")),
         key=lambda f: f.name,
     )
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]

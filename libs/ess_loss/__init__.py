@@ -1,0 +1,3 @@
+"""Loss accounting shared by the gap detector and `essctl loss`: which slots reached
+Kafka, the loss math of one window, and the window evaluation over both clusters.
+"""
