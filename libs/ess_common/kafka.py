@@ -4,12 +4,16 @@
   idempotence), keyed by device id so a device keeps its order in a partition.
 - `OffsetCommittingConsumer`: no auto-commit; the caller commits explicit
   offsets after its own write is durable, and only for partitions it still
-  owns. A failed commit means "will be reprocessed", never "lost".
+  owns. A failed commit means "will be reprocessed", never "lost". Everything
+  the services need of the group member (fetching a share of the partitions,
+  holding them while a peer is down, rewinding, offset look-ups for lag) is a
+  method here, so no caller reaches the aiokafka client and around that rule.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +129,7 @@ class OffsetCommittingConsumer:
     ) -> None:
         self._topics = list(topics)
         self._tracker = _OwnershipTracker()
-        self.consumer = AIOKafkaConsumer(
+        self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id=client_id,
@@ -138,14 +142,14 @@ class OffsetCommittingConsumer:
 
     async def start(self) -> None:
         if not self._started:
-            await self.consumer.start()
-            self.consumer.subscribe(self._topics, listener=self._tracker)
+            await self._consumer.start()
+            self._consumer.subscribe(self._topics, listener=self._tracker)
             self._started = True
 
     async def stop(self) -> None:
         if self._started:
             self._started = False
-            await self.consumer.stop()
+            await self._consumer.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -163,13 +167,94 @@ class OffsetCommittingConsumer:
     def owned(self) -> frozenset[TopicPartition]:
         return frozenset(self._tracker.owned)
 
+    def assignment(self) -> frozenset[TopicPartition]:
+        """Partitions the client has assigned right now (the group's view)."""
+        return frozenset(self._consumer.assignment())
+
+    def paused(self) -> frozenset[TopicPartition]:
+        return frozenset(self._consumer.paused())
+
     async def getmany(
-        self, timeout_ms: int = 500, max_records: int | None = None
+        self,
+        *partitions: TopicPartition,
+        timeout_ms: int = 500,
+        max_records: int | None = None,
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Fetch from `partitions` (all assigned when none are named)."""
         batch: dict[
             TopicPartition, list[ConsumerRecord[bytes, bytes]]
-        ] = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        ] = await self._consumer.getmany(
+            *partitions, timeout_ms=timeout_ms, max_records=max_records
+        )
         return batch
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        held = [tp for tp in partitions if tp in self._consumer.assignment()]
+        if held:
+            self._consumer.pause(*held)
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        held = [tp for tp in partitions if tp in self._consumer.assignment()]
+        if held:
+            self._consumer.resume(*held)
+
+    def give_back(
+        self, fetched: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        """Seek back to the first of `fetched` records, so they are fetched again later."""
+        for tp, records in fetched.items():
+            if records:
+                with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                    self._consumer.seek(tp, records[0].offset)
+
+    async def hold(
+        self, partitions: Iterable[TopicPartition] | None = None, timeout_ms: int = 100
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Poll with `partitions` (default: all assigned) paused, so the group keeps this
+        member while it cannot take records; records of partitions not held (assigned
+        since, or left running) are returned, the held ones' given back."""
+        held = set(self._consumer.assignment() if partitions is None else partitions)
+        self.pause(held)
+        fetched = await self.getmany(timeout_ms=timeout_ms)
+        self.give_back({tp: r for tp, r in fetched.items() if tp in held})
+        if partitions is None:
+            self.pause(self._consumer.assignment())  # assigned during the poll
+        return {tp: r for tp, r in fetched.items() if tp not in held}
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Move the fetch position of owned partitions (the commit is separate)."""
+        for tp, offset in offsets.items():
+            if tp in self._tracker.owned:
+                self._consumer.seek(tp, offset)
+
+    async def offsets_at_time(
+        self, partitions: Sequence[TopicPartition], epoch_ms: int
+    ) -> dict[TopicPartition, int]:
+        """First offset at or after `epoch_ms` per partition (the end offset when none is)."""
+        found = await self._consumer.offsets_for_times({tp: epoch_ms for tp in partitions})
+        ends = await self.end_offsets(partitions)
+        return {
+            tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in partitions
+        }
+
+    async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(list(partitions))
+        return ends
+
+    async def beginning_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        begins: dict[TopicPartition, int] = await self._consumer.beginning_offsets(list(partitions))
+        return begins
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of `tp` (None: never committed)."""
+        offset: int | None = await self._consumer.committed(tp)
+        return offset
+
+    async def position(self, tp: TopicPartition) -> int:
+        offset: int = await self._consumer.position(tp)
+        return offset
 
     async def commit_processed(self, last_processed: Mapping[TopicPartition, int]) -> bool:
         """Commit `offset + 1` for each partition still owned. False = not committed.
@@ -177,16 +262,23 @@ class OffsetCommittingConsumer:
         Partitions lost in a rebalance are skipped: their new owner re-reads
         from the last committed offset and the idempotent write absorbs it.
         """
+        return await self.commit_next({tp: off + 1 for tp, off in last_processed.items()})
+
+    async def commit_next(self, next_offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit `next_offsets` (the next offset to read) for partitions still owned.
+
+        True only when every partition named was owned and committed.
+        """
         owned = self._tracker.owned
-        offsets = {tp: off + 1 for tp, off in last_processed.items() if tp in owned}
+        offsets = {tp: off for tp, off in next_offsets.items() if tp in owned}
         if not offsets:
-            return not last_processed
+            return not next_offsets
         try:
-            await self.consumer.commit(offsets)
+            await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("offset commit failed, batch will be reprocessed: %s", exc)
             return False
         except KafkaError as exc:
             log.warning("offset commit error (%s), batch will be reprocessed", type(exc).__name__)
             return False
-        return len(offsets) == len(last_processed)
+        return len(offsets) == len(next_offsets)

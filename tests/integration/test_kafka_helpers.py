@@ -83,7 +83,7 @@ async def test_consumer_commits_exactly_the_offsets_it_is_told(
         # A partition this member does not own is never committed.
         stranger = TopicPartition(topic + "-other", 0)
         assert not await first.commit_processed({stranger: 5})
-        committed = await first.consumer.committed(tp)
+        committed = await first.committed(tp)
     assert committed == 4
 
     async with OffsetCommittingConsumer(settings.kafka_bootstrap, group, [topic]) as second:

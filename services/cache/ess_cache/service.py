@@ -80,7 +80,7 @@ class CacheService:
             client_id="ess-cache",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        self.partitions = PartitionControl(self.consumer.consumer)
+        self.partitions = PartitionControl(self.consumer)
         self.generation: str | None = None
         self._pending_rewind: int | None = None
         self._check_marker = asyncio.Event()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from prometheus_client import Gauge
 
+from ess_common.kafka import OffsetCommittingConsumer
 from ess_common.topics import table_of_topic
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ def is_stalled(total_lag: int, seconds_since_commit: float, stall_s: float) -> b
 
 
 class LagMonitor:
-    def __init__(self, consumer: AIOKafkaConsumer, gauge: Gauge, cluster: str, prefix: str) -> None:
+    def __init__(
+        self, consumer: OffsetCommittingConsumer, gauge: Gauge, cluster: str, prefix: str
+    ) -> None:
         self._consumer = consumer
         self._gauge = gauge
         self._cluster = cluster

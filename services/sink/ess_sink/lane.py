@@ -21,15 +21,14 @@ partitions, keeps its group membership alive with empty polls, retries (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka import TopicPartition
 
+from ess_common.kafka import OffsetCommittingConsumer
 from ess_sink.consume import BatchDecoder, DecodedBatch, Record, collect_batch
 from ess_sink.store import BatchAbandonedError, ClusterStore
 
@@ -48,7 +47,7 @@ class Lane:
         self,
         index: int,
         lanes: int,
-        consumer: AIOKafkaConsumer,
+        consumer: OffsetCommittingConsumer,
         store: ClusterStore,
         on_pause_change: Callable[[], None],
     ) -> None:
@@ -83,22 +82,17 @@ class Lane:
         # max.poll.interval; records of partitions assigned meanwhile that belong to
         # another lane are given back (never written here: lanes must not share).
         fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        mine = {}
-        for tp, records in fetched.items():
-            if lane_of(tp, self.lanes) == self.index:
-                mine[tp] = records
-            elif records:
-                with contextlib.suppress(IllegalStateError):
-                    self.consumer.seek(tp, records[0].offset)
+        mine = {tp: r for tp, r in fetched.items() if lane_of(tp, self.lanes) == self.index}
+        self.consumer.give_back({tp: r for tp, r in fetched.items() if tp not in mine})
         return mine
 
     def database_down(self) -> None:
-        self.consumer.pause(*self.partitions())
+        self.consumer.pause(self.partitions())
         self.paused = True
         self._on_pause_change()
 
     def database_up(self) -> None:
-        self.consumer.resume(*self.partitions())
+        self.consumer.resume(self.partitions())
         self.paused = False
         self._on_pause_change()
 
@@ -153,9 +147,6 @@ class Lane:
 
     async def _keep_membership(self) -> None:
         """Poll while paused (or the group drops us after max.poll.interval); give back records."""
-        self.consumer.pause(*self.partitions())
+        self.consumer.pause(self.partitions())
         fetched = await self.getmany(timeout_ms=100)
-        for tp, records in fetched.items():  # from partitions assigned since the pause
-            if records:
-                with contextlib.suppress(IllegalStateError):
-                    self.consumer.seek(tp, records[0].offset)
+        self.consumer.give_back(fetched)  # from partitions assigned since the pause

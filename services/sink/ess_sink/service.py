@@ -64,7 +64,7 @@ class SinkService:
             Lane(
                 i,
                 s.sink_db_connections,
-                self.consumer.consumer,
+                self.consumer,
                 ClusterStore(
                     s.sink_dsn,
                     DbTimeouts(s.sink_db_connect_timeout_s, s.sink_db_command_timeout_s),
@@ -83,9 +83,7 @@ class SinkService:
                 max_age=timedelta(seconds=s.sink_max_age_s),
             ),
         )
-        self.lag = LagMonitor(
-            self.consumer.consumer, self.metrics.lag, self.cluster, s.topic_prefix
-        )
+        self.lag = LagMonitor(self.consumer, self.metrics.lag, self.cluster, s.topic_prefix)
 
     @property
     def paused(self) -> bool:
@@ -122,7 +120,7 @@ class SinkService:
         self.metrics.db_errors.labels(self.cluster, kind).inc()
 
     def _count_paused(self) -> None:
-        paused = len(self.consumer.consumer.paused())
+        paused = len(self.consumer.paused())
         self.metrics.paused_partitions.labels(self.cluster).set(paused)
 
     # -- the loop ---------------------------------------------------------------------------
