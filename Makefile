@@ -47,6 +47,14 @@ test: up ## install, start the stack if needed, run the whole test suite
 test-unit: $(STAMP) ## run the unit tests only (no servers needed)
 	@$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: test-integration
+test-integration: up ## start the stack if needed, run the integration tests (real servers)
+	@$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: up ## start the stack if needed, run the end-to-end tests (services as processes)
+	@$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: up ## run the benchmarks, write bench-results/*.json (BENCH=name runs one)
 	@mkdir -p bench-results

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ess_common.settings import CommonSettings, load_settings
-from support import DatabaseFactory, TopicFactory, pipeline_topics, unique
+from helpers.common import DatabaseFactory, TopicFactory, pipeline_topics, unique
 
 TESTS = Path(__file__).parent
 

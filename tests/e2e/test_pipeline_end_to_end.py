@@ -19,11 +19,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from disposable import free_port
 from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.topics import telemetry_topic
-from support import DatabaseFactory, unique
+from helpers.common import DatabaseFactory, unique
+from helpers.disposable import free_port
 
 SEED_DEVICES = 5 + 8 + 9 + 8 + 11 + 9 + 4 * 2  # banks + racks + a PCS and a meter per site
 COLLECT_S = 12

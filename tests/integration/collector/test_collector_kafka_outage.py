@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from disposable import DisposableKafka, disposable_kafka
-from integration.collector.collectorrun import (
+from helpers.collector import (
     collector_settings,
     inventory_for,
     published,
@@ -24,7 +23,8 @@ from integration.collector.collectorrun import (
     slots_in_kafka,
     wait_until,
 )
-from support import unique
+from helpers.common import unique
+from helpers.disposable import DisposableKafka, disposable_kafka
 
 OUTAGE_S = 30
 pytestmark = pytest.mark.timeout(360)

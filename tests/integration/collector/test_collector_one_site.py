@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ess_common.settings import CommonSettings
-from integration.collector.collectorrun import (
+from helpers.collector import (
     collector_settings,
     inventory_for,
     read_telemetry,

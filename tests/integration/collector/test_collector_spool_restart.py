@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from disposable import free_port
 from ess_common.settings import CommonSettings
-from integration.collector.collectorrun import (
+from helpers.collector import (
     collector_settings,
     inventory_for,
     read_telemetry,
@@ -20,6 +19,7 @@ from integration.collector.collectorrun import (
     simulated_sites,
     wait_until,
 )
+from helpers.disposable import free_port
 
 pytestmark = pytest.mark.timeout(120)
 SPOOL_BYTES = 64 << 10  # a few seconds of the vendor site's readings

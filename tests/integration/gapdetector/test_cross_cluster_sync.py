@@ -17,7 +17,8 @@ from ess_common.synthetic import readings
 from ess_common.topics import telemetry_topic
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
-from gapsupport import (
+from helpers.common import DatabaseFactory
+from helpers.gap import (
     SMALL_FLEET,
     detector_settings,
     essctl,
@@ -31,7 +32,6 @@ from gapsupport import (
     run_until,
     table_counts,
 )
-from support import DatabaseFactory
 
 
 async def _delete_topic_data(settings: CommonSettings, prefix: str) -> None:

@@ -16,7 +16,8 @@ from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings
 from ess_common.topics import replay_topic
-from gapsupport import (
+from helpers.common import DatabaseFactory
+from helpers.gap import (
     SMALL_FLEET,
     Clusters,
     essctl,
@@ -28,7 +29,6 @@ from gapsupport import (
     replay_worker,
     table_counts,
 )
-from support import DatabaseFactory
 
 MUTED = "site1/pcs1"
 HOLED = "site2/bank1/rack2"

@@ -8,8 +8,8 @@ import signal
 import sys
 
 from ess_common.settings import CommonSettings
-from gapsupport import pipeline
-from support import DatabaseFactory, assert_bad_config_exits_78, unique
+from helpers.common import DatabaseFactory, assert_bad_config_exits_78, unique
+from helpers.gap import pipeline
 
 
 def test_bad_configuration_is_one_clear_line_and_exit_78() -> None:

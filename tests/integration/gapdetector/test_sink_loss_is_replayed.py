@@ -13,7 +13,8 @@ from ess_gapdetector.evaluate import WindowResult
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import SlotCounts, runs_of_set_bits
-from gapsupport import (
+from helpers.common import DatabaseFactory
+from helpers.gap import (
     SMALL_FLEET,
     detector_settings,
     execute,
@@ -28,7 +29,6 @@ from gapsupport import (
     run_until,
     table_counts,
 )
-from support import DatabaseFactory
 
 RACKS = ("site1/bank1/rack2", "site1/bank1/rack3")
 SILENT = "site2/bank1/rack1"

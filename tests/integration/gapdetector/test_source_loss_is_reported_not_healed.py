@@ -14,7 +14,8 @@ from ess_common.synthetic import readings
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import SlotCounts
-from gapsupport import (
+from helpers.common import DatabaseFactory
+from helpers.gap import (
     SMALL_FLEET,
     detector_settings,
     fetch,
@@ -27,7 +28,6 @@ from gapsupport import (
     replay_worker,
     run_until,
 )
-from support import DatabaseFactory
 
 MUTED = "site1/pcs1"
 

@@ -13,13 +13,15 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
-from disposable import DisposablePostgres, disposable_postgres
 from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
-from sinkdata import (
+from helpers.common import DatabaseFactory, pipeline_topics, unique
+from helpers.disposable import DisposablePostgres, disposable_postgres
+from helpers.sink import counter_total, sink_settings
+from helpers.sinkdata import (
     Message,
     fingerprints,
     messages,
@@ -27,8 +29,6 @@ from sinkdata import (
     recent_slot,
     row_count,
 )
-from sinkrun import counter_total, sink_settings
-from support import DatabaseFactory, pipeline_topics, unique
 
 OUTAGE_S = 30.0
 SLOTS = 400  # seed fleet: 67 readings a slot -> 26,800 readings

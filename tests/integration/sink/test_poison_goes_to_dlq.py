@@ -14,9 +14,9 @@ from ess_common.model import DeviceId, RackValues, Reading
 from ess_common.settings import CommonSettings
 from ess_common.topics import dlq_topic, telemetry_topic
 from ess_sink.service import SinkService
-from sinkdata import recent_slot, row_count
-from sinkrun import counter_total, run_sink_until, sink_settings
-from support import DatabaseFactory, pipeline_topics, unique
+from helpers.common import DatabaseFactory, pipeline_topics, unique
+from helpers.sink import counter_total, run_sink_until, sink_settings
+from helpers.sinkdata import recent_slot, row_count
 
 DEVICE = DeviceId(table="rack", site="site1", bank=1, rack=1)
 KEY = DEVICE.key.encode()

@@ -8,9 +8,9 @@ from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
-from sinkdata import fingerprints, messages, produce, recent_slot, row_count
-from sinkrun import counter_total, run_sink_until, sink_settings
-from support import DatabaseFactory, pipeline_topics, unique
+from helpers.common import DatabaseFactory, pipeline_topics, unique
+from helpers.sink import counter_total, run_sink_until, sink_settings
+from helpers.sinkdata import fingerprints, messages, produce, recent_slot, row_count
 
 
 async def test_duplicates_and_a_full_replay_leave_both_clusters_unchanged(

@@ -14,13 +14,13 @@ from typing import Any
 import asyncpg
 import orjson
 
-from disposable import disposable_postgres
 from ess_common.model import TABLES, Table
 from ess_common.synthetic import readings, seed_fleet
 from ess_tables.rows import to_row
 from ess_tables.writer import write_batch
-from sinkdata import recent_slot
-from support import DatabaseFactory
+from helpers.common import DatabaseFactory
+from helpers.disposable import disposable_postgres
+from helpers.sinkdata import recent_slot
 
 ESSCTL = [sys.executable, "-m", "ess_ctl"]
 

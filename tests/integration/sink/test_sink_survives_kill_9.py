@@ -20,9 +20,9 @@ from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, scaled_fleet
-from sinkdata import fingerprints, messages, produce, recent_slot, row_count
-from sinkrun import SinkProcess, sink_env
-from support import DatabaseFactory, pipeline_topics, unique
+from helpers.common import DatabaseFactory, pipeline_topics, unique
+from helpers.sink import SinkProcess, sink_env
+from helpers.sinkdata import fingerprints, messages, produce, recent_slot, row_count
 
 log = logging.getLogger(__name__)
 

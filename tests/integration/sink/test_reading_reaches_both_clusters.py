@@ -13,8 +13,8 @@ from ess_common.model import TABLES, RackValues
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
 from ess_sink.service import SinkService
-from sinkrun import counter_total, run_sink_until, sink_settings
-from support import DatabaseFactory, unique
+from helpers.common import DatabaseFactory, unique
+from helpers.sink import counter_total, run_sink_until, sink_settings
 
 # Recent enough for the sink's slot bounds (ESS_SINK_MAX_AGE_S, 30 days by default).
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)

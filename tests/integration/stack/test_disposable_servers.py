@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from disposable import disposable_postgres
+from helpers.disposable import disposable_postgres
 
 
 def test_a_disposable_postgres_can_be_stopped_and_restarted(tmp_path: Path) -> None:

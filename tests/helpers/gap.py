@@ -27,8 +27,8 @@ from ess_gapdetector.settings import GapDetectorSettings
 from ess_sink.replay_worker import ReplaySettings, ReplayWorker
 from ess_sink.service import SinkService
 from ess_tables.schema import migrate
-from sinkrun import run_sink_until, sink_settings
-from support import DatabaseFactory, pipeline_topics, unique
+from helpers.common import DatabaseFactory, pipeline_topics, unique
+from helpers.sink import run_sink_until, sink_settings
 
 # 2 sites: site1 bank1 with 3 racks, site2 bank1 with 2 racks; a PCS and a meter each.
 SMALL_FLEET = Fleet({"site1": {1: 3}, "site2": {1: 2}})

@@ -14,7 +14,11 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cacherun import (
+from ess_common.model import TABLES
+from ess_common.settings import CommonSettings
+from ess_common.synthetic import readings, seed_fleet
+from ess_sink.service import SinkService
+from helpers.cache import (
     RedisNamespace,
     buckets_of,
     cache_settings,
@@ -24,13 +28,9 @@ from cacherun import (
     running_cache,
     snapshot,
 )
-from disposable import disposable_redis
-from ess_common.model import TABLES
-from ess_common.settings import CommonSettings
-from ess_common.synthetic import readings, seed_fleet
-from ess_sink.service import SinkService
-from sinkrun import run_sink_until, sink_settings
-from support import DatabaseFactory, unique
+from helpers.common import DatabaseFactory, unique
+from helpers.disposable import disposable_redis
+from helpers.sink import run_sink_until, sink_settings
 
 
 def _rebuildable(snap: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ess_common.kafka import ReadingProducer
 from ess_common.model import Reading
 from ess_common.settings import CommonSettings
 from ess_tables.schema import migrate
-from support import unique
+from helpers.common import unique
 
 CLAIM_TTL_S = 900
 

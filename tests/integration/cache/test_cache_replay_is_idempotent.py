@@ -7,7 +7,9 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cacherun import (
+from ess_common.settings import CommonSettings
+from ess_common.synthetic import readings, seed_fleet
+from helpers.cache import (
     buckets_of,
     cache_settings,
     migrated,
@@ -17,9 +19,7 @@ from cacherun import (
     running_cache,
     snapshot,
 )
-from ess_common.settings import CommonSettings
-from ess_common.synthetic import readings, seed_fleet
-from support import DatabaseFactory
+from helpers.common import DatabaseFactory
 
 
 async def test_replaying_the_same_messages_changes_no_aggregate(

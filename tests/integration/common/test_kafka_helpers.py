@@ -10,7 +10,7 @@ from ess_common.codec import decode_reading
 from ess_common.kafka import OffsetCommittingConsumer, ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
-from support import TopicFactory, unique
+from helpers.common import TopicFactory, unique
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

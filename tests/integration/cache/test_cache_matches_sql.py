@@ -16,7 +16,13 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cacherun import (
+from ess_cache.measures import MEASURES, RESOLUTIONS
+from ess_cache.read import describe
+from ess_common.model import TABLES, BankValues, Reading, Table
+from ess_common.settings import CommonSettings
+from ess_common.synthetic import readings, seed_fleet
+from ess_sink.service import SinkService
+from helpers.cache import (
     buckets_of,
     cache_settings,
     migrated,
@@ -26,14 +32,8 @@ from cacherun import (
     running_cache,
     snapshot,
 )
-from ess_cache.measures import MEASURES, RESOLUTIONS
-from ess_cache.read import describe
-from ess_common.model import TABLES, BankValues, Reading, Table
-from ess_common.settings import CommonSettings
-from ess_common.synthetic import readings, seed_fleet
-from ess_sink.service import SinkService
-from sinkrun import run_sink_until, sink_settings
-from support import DatabaseFactory, unique
+from helpers.common import DatabaseFactory, unique
+from helpers.sink import run_sink_until, sink_settings
 
 SERIES_FILTERS: dict[str, str] = {
     "dev": "device_id = $1",

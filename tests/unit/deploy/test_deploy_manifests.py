@@ -9,7 +9,7 @@ import yaml
 
 from ess_stack.run import pipeline_services
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _compose() -> dict[str, Any]:

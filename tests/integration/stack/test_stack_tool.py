@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from disposable import free_port
 from ess_stack.components import Redis, await_ready
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
 from ess_stack.procs import ManagedProcess
+from helpers.disposable import free_port
 
 
 def _redis(tmp_path: Path, port: int) -> Redis:

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cacherun import cache_settings, migrated, produce, redis_namespace, running_cache
 from ess_cache.read import CacheReader
 from ess_common.model import DeviceId, PcsValues, RackValues, Reading
 from ess_common.settings import CommonSettings
-from support import DatabaseFactory
+from helpers.cache import cache_settings, migrated, produce, redis_namespace, running_cache
+from helpers.common import DatabaseFactory
 
 SECONDS = 40
 SILENT_S = 200

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from support import DatabaseFactory, assert_bad_config_exits_78, unique
+from helpers.common import DatabaseFactory, assert_bad_config_exits_78, unique
 
 
 def test_bad_configuration_is_one_clear_line_and_exit_78() -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cacherun import (
+from ess_common.settings import CommonSettings
+from ess_common.synthetic import readings, seed_fleet
+from helpers.cache import (
     RedisNamespace,
     buckets_of,
     cache_settings,
@@ -21,10 +23,8 @@ from cacherun import (
     running_cache,
     snapshot,
 )
-from disposable import disposable_redis
-from ess_common.settings import CommonSettings
-from ess_common.synthetic import readings, seed_fleet
-from support import DatabaseFactory, unique
+from helpers.common import DatabaseFactory, unique
+from helpers.disposable import disposable_redis
 
 
 async def _committed(admin: AIOKafkaAdminClient, group: str) -> int:
