@@ -64,10 +64,11 @@ bench: up ## run the benchmarks, write bench-results/*.json (BENCH=name runs one
 	done
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and mypy (strict)
+lint: $(STAMP) ## ruff, mypy (strict) and the import contracts (services depend only on libs/)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy libs services tests benchmarks
+	@$(BIN)/lint-imports --no-cache
 
 .PHONY: fmt
 fmt: $(STAMP) ## apply ruff's formatter and safe fixes

@@ -46,13 +46,13 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from ess_cache.decode import ReadingDecoder
-from ess_cache.keys import Keys, series_of
-from ess_cache.measures import RESOLUTIONS
 from ess_cache.plan import PlanConfig, iter_calls
 from ess_cache.rules import AnomalyRules, RuleEvaluator
 from ess_cache.settings import CacheSettings
 from ess_cache.store import ApplyResult, RedisStore
 from ess_cache.window import Retention
+from ess_cache_layout.keys import Keys, series_of
+from ess_cache_layout.measures import RESOLUTIONS
 from ess_common.codec import encode_reading
 from ess_common.synthetic import readings, scaled_fleet, seed_fleet
 

@@ -55,10 +55,10 @@ from prometheus_client import CollectorRegistry
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from ess_collector.bootstrap import bootstrap
 from ess_collector.from_simulator import inventory_from_simulator
 from ess_collector.inventory import Inventory
 from ess_collector.planning import ReadRequest, Space
-from ess_collector.service import CollectorService
 from ess_collector.settings import CollectorSettings
 from ess_common.model import Reading
 from ess_common.settings import CommonSettings, load_settings
@@ -242,7 +242,7 @@ async def run_collector(
         }
     )
     readings: list[Reading] = []
-    service = CollectorService(
+    service = bootstrap(
         settings, CollectorRegistry(), inventory=inventory, observers=[readings.append]
     )
     stop = asyncio.Event()

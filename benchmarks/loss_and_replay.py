@@ -54,7 +54,7 @@ from ess_common.topics import all_topics
 from ess_loss.kafka_scan import scan_slots
 from ess_loss.lossmath import table_window_loss
 from ess_loss.slots import SlotTracker
-from ess_sink.service import SinkService
+from ess_sink.bootstrap import bootstrap as sink_bootstrap
 from ess_sink.settings import SinkSettings
 from ess_tables.presence import presence
 from ess_tables.replay import execute_replay, plan_replay
@@ -243,7 +243,7 @@ async def _sink_rate(settings: CommonSettings, prefix: str, dsn: str, total: int
             "sink_tables": ["rack"],
         }
     )
-    service = SinkService(sink_settings, CollectorRegistry())
+    service = sink_bootstrap(sink_settings, CollectorRegistry())
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     first: tuple[float, int] | None = None  # from the first rows: group join is not writing

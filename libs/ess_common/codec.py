@@ -22,7 +22,10 @@ from ess_common.model import TABLES, VALUES_BY_TABLE, DeviceId, Quality, Reading
 
 WIRE_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
-_MAX_PAYLOAD_BYTES = 256 * 1024
+# The top-level keys of a reading; any other key makes a payload invalid. The fast
+# decoders (the sinks' rows, the cache's readings) check against this same set.
+ENVELOPE_KEYS = frozenset({"v", "table", "device", "ts", "read_at", "quality", "values", "extras"})
+MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 class DecodeError(ValueError):
@@ -64,18 +67,24 @@ def encode_reading(reading: Reading) -> bytes:
     )
 
 
-def decode_reading(
-    payload: bytes, key: bytes | None = None, expect_table: str | None = None
-) -> Reading:
-    """Parse one Kafka value; `key` must equal the device key, `expect_table` the table."""
-    if len(payload) > _MAX_PAYLOAD_BYTES:
-        raise DecodeError("too_large", f"{len(payload)} bytes > {_MAX_PAYLOAD_BYTES}")
+def load_document(payload: bytes) -> dict[str, Any]:
+    """The JSON object of one Kafka value (size, syntax and shape checked), not yet validated."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise DecodeError("not_json", str(exc)) from None
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise DecodeError("not_object", f"top level is {type(doc).__name__}")
+    return doc
+
+
+def decode_reading(
+    payload: bytes, key: bytes | None = None, expect_table: str | None = None
+) -> Reading:
+    """Parse one Kafka value; `key` must equal the device key, `expect_table` the table."""
+    doc = load_document(payload)
     table, device = _envelope(doc, key, expect_table)
     try:
         return Reading(
@@ -108,7 +117,7 @@ def _envelope(
         raise DecodeError("bad_device", "device must be a string")
     if key is not None and key != device_key.encode():
         raise DecodeError("key_mismatch", f"message key {key!r} != device {device_key!r}")
-    unknown = set(doc) - {"v", "table", "device", "ts", "read_at", "quality", "values", "extras"}
+    unknown = set(doc) - ENVELOPE_KEYS
     if unknown:
         raise DecodeError("bad_field", f"unknown top-level fields {sorted(unknown)}")
     try:

@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 from ess_common.kafka_offsets import assign_topics, kafka_covers, offset_reader, offsets_at
 from ess_common.model import Table
 from ess_common.topics import telemetry_topic
-from ess_loss.slots import SlotTracker, light_slot
+from ess_loss.slots import SlotTracker, record_slot
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,10 @@ def _feed(
     for record in records:
         if record.offset >= end_offset:
             return True
-        slot = light_slot(record.value)
-        device = record.key.decode(errors="replace") if record.key else ""
-        if slot is None or not tracker.device_is_valid(table, device):
+        found = record_slot(tracker, table, record.key, record.value)
+        if found is None:
             continue
+        device, slot = found
         if slot >= stop_at:
             return True
         if lo <= slot < hi:

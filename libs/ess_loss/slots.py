@@ -58,6 +58,17 @@ def _slow_slot(value: bytes) -> int | None:
     return int(ts.timestamp())
 
 
+def record_slot(
+    tracker: SlotTracker, table: Table, key: bytes | None, value: bytes | None
+) -> tuple[str, int] | None:
+    """(device, slot) of one telemetry record of `table`; None when it is not a valid reading."""
+    slot = light_slot(value)
+    device = key.decode(errors="replace") if key else ""
+    if slot is None or not tracker.device_is_valid(table, device):
+        return None
+    return device, slot
+
+
 @dataclass
 class _Block:
     devices: dict[str, bytearray] = field(default_factory=dict)

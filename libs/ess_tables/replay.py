@@ -41,6 +41,8 @@ _TS_INDEX = {table: columns(table).index("ts") for table in TABLES}
 
 
 class ReplayError(Exception):
+    """A replay that did not finish; `retriable`: the same request may succeed if tried again."""
+
     retriable = False
 
 

@@ -18,11 +18,9 @@ from typing import Any, get_args
 
 import orjson
 
-from ess_common.codec import SUPPORTED_VERSIONS, DecodeError
+from ess_common.codec import ENVELOPE_KEYS, SUPPORTED_VERSIONS, DecodeError, load_document
 from ess_common.model import TABLES, VALUES_BY_TABLE, DeviceId, Table, measurement_fields
 
-MAX_PAYLOAD_BYTES = 256 * 1024  # the codec's limit
-_TOP_LEVEL = frozenset({"v", "table", "device", "ts", "read_at", "quality", "values", "extras"})
 _EXTRA_TYPES = (int, float, str, bool, types.NoneType)
 _CACHE_LIMIT = 65_536
 _NOTHING: dict[str, Any] = {}  # stands for an absent "values" / "extras"; never mutated
@@ -55,14 +53,7 @@ class RowDecoder:
         dictionary lookups; anything unusual takes the slow path, which checks
         in the codec's order and raises the codec's reason.
         """
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-        try:
-            doc = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError("not_json", str(exc)) from None
-        if type(doc) is not dict:
-            raise DecodeError("not_object", f"top level is {type(doc).__name__}")
+        doc = load_document(payload)
         device = doc.get("device")
         known = self._identities.get(device) if type(device) is str else None
         version = doc.get("v")
@@ -72,7 +63,7 @@ class RowDecoder:
             or version not in SUPPORTED_VERSIONS
             or doc.get("table") != self.table
             or (key is not None and key != known[1])
-            or not doc.keys() <= _TOP_LEVEL
+            or not doc.keys() <= ENVELOPE_KEYS
         ):
             identity = self._identity(doc, key)
         else:
@@ -118,8 +109,8 @@ class RowDecoder:
             raise DecodeError("bad_device", "device must be a string")
         if key is not None and key != device_key.encode():
             raise DecodeError("key_mismatch", f"message key {key!r} != device {device_key!r}")
-        if not doc.keys() <= _TOP_LEVEL:
-            unknown = sorted(set(doc) - _TOP_LEVEL)
+        if not doc.keys() <= ENVELOPE_KEYS:
+            unknown = sorted(set(doc) - ENVELOPE_KEYS)
             raise DecodeError("bad_field", f"unknown top-level fields {unknown}")
         known = self._identities.get(device_key)
         return known[0] if known is not None else self._parse_device(device_key)

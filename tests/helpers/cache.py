@@ -21,10 +21,11 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from ess_cache.aggregate import Bucket, decode_bucket
-from ess_cache.keys import parse_agg_key, table_of_series
+from ess_cache.bootstrap import bootstrap
 from ess_cache.service import CacheService
 from ess_cache.settings import CacheSettings
+from ess_cache_layout.aggregate import Bucket, decode_bucket
+from ess_cache_layout.keys import parse_agg_key, table_of_series
 from ess_common.kafka import ReadingProducer
 from ess_common.model import Reading
 from ess_common.settings import CommonSettings
@@ -173,7 +174,7 @@ class CacheRun:
 @contextlib.asynccontextmanager
 async def running_cache(settings: CacheSettings) -> AsyncIterator[CacheRun]:
     """The cache service running in the background; stopped cleanly on exit."""
-    service = CacheService(settings, CollectorRegistry())
+    service = bootstrap(settings, CollectorRegistry())
     stop = asyncio.Event()
     run = CacheRun(service, asyncio.create_task(service.run(stop)))
     try:

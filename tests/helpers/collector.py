@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
+from ess_collector.bootstrap import bootstrap
 from ess_collector.from_simulator import inventory_from_simulator
 from ess_collector.inventory import Inventory
 from ess_collector.service import CollectorService
@@ -79,7 +80,7 @@ async def run_collector(
 ) -> AsyncIterator[tuple[CollectorService, Collected]]:
     """Run the service in this loop; on exit stop it and wait for its drain."""
     collected = Collected()
-    service = CollectorService(
+    service = bootstrap(
         settings, CollectorRegistry(), inventory=inventory, observers=[collected.readings.append]
     )
     stop = asyncio.Event()

@@ -22,10 +22,13 @@ from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading, Table
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import Fleet
+from ess_gapdetector.bootstrap import bootstrap
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
-from ess_sink.replay_worker import ReplaySettings, ReplayWorker
+from ess_sink.bootstrap import replay_worker as sink_replay_worker
+from ess_sink.replay_worker import ReplayWorker
 from ess_sink.service import SinkService
+from ess_sink.settings import ReplaySettings
 from ess_tables.schema import migrate
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import run_sink_until, sink_settings
@@ -191,13 +194,13 @@ def replay_worker(
     base: CommonSettings, cluster: str, clusters: Clusters, prefix: str
 ) -> ReplayWorker:
     sink = sink_settings(base, cluster, clusters.dsn(cluster), prefix, unique("g"))  # type: ignore[arg-type]
-    return ReplayWorker(
+    return sink_replay_worker(
         sink, CollectorRegistry(), ReplaySettings(group_id=unique("replay"), lateness_s=30)
     )
 
 
 def new_detector(settings: GapDetectorSettings) -> GapDetectorService:
-    return GapDetectorService(settings, CollectorRegistry())
+    return bootstrap(settings, CollectorRegistry())
 
 
 def essctl(

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from ess_common.clusters import Cluster
 from ess_common.settings import CommonSettings
+from ess_sink.bootstrap import bootstrap
 from ess_sink.service import SinkService
 from ess_sink.settings import SinkSettings
 
@@ -41,7 +42,7 @@ async def run_sink_until(
     settings: SinkSettings, done: Callable[[SinkService], Awaitable[bool]], timeout_s: float = 60.0
 ) -> SinkService:
     """Run a sink until `done()` is true (checked every 0.2 s), then stop it cleanly."""
-    service = SinkService(settings, CollectorRegistry())
+    service = bootstrap(settings, CollectorRegistry())
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     deadline = time.monotonic() + timeout_s

@@ -18,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from ess_cache.measures import MEASURES
-from ess_common.codec import SUPPORTED_VERSIONS, decode_reading, encode_reading
+from ess_cache_layout.measures import MEASURES
+from ess_common.codec import ENVELOPE_KEYS, SUPPORTED_VERSIONS, decode_reading, encode_reading
 from ess_common.model import VALUES_BY_TABLE, DeviceId, Table
 
-_ENVELOPE = frozenset({"v", "table", "device", "ts", "read_at", "quality", "values", "extras"})
 _SLOT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 _SCALARS = (str, int, float, bool, NoneType)
 
@@ -82,7 +81,7 @@ class ReadingDecoder:
             return None
         if (
             type(doc) is not dict
-            or not _ENVELOPE.issuperset(doc)
+            or not ENVELOPE_KEYS.issuperset(doc)
             or doc.get("v") not in SUPPORTED_VERSIONS
             or doc.get("table") != table
         ):

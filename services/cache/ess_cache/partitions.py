@@ -15,13 +15,13 @@ from collections.abc import Mapping
 
 from aiokafka import TopicPartition
 
-from ess_common.kafka import OffsetCommittingConsumer
+from ess_cache.ports import Consumer
 
 log = logging.getLogger(__name__)
 
 
 class PartitionControl:
-    def __init__(self, consumer: OffsetCommittingConsumer) -> None:
+    def __init__(self, consumer: Consumer) -> None:
         self.consumer = consumer
 
     async def keepalive(self, seconds: float) -> None:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import orjson
 
 from ess_cache.decode import CacheReading
-from ess_cache.keys import series_of
-from ess_cache.measures import MEASURES
 from ess_cache.rules import Anomaly
 from ess_cache.window import Retention
+from ess_cache_layout.keys import series_of
+from ess_cache_layout.measures import MEASURES
 
 WIDTH = max(len(ms) for ms in MEASURES.values())
 READING = struct.Struct("<HI" + "d" * (2 * WIDTH))

@@ -23,17 +23,17 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
-from ess_cache.measures import DAY_S, bucket_start
 from ess_cache.rebuild_sql import DeviceCache, high_water, latest_readings, minute_rows
 from ess_cache.rollup import HOUR_S, MinuteRow, Rollup, hour_segments
 from ess_cache.settings import CacheSettings
 from ess_cache.store import RedisStore
 from ess_cache.window import Retention
-from ess_common.db import DbTimeouts, connect
+from ess_cache_layout.measures import DAY_S, bucket_start
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,17 @@ class RebuildReport:
 
 
 class Rebuilder:
-    def __init__(self, settings: CacheSettings, store: RedisStore, retention: Retention) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        store: RedisStore,
+        retention: Retention,
+        connect_db: Callable[[], Awaitable[asyncpg.Connection]],
+    ) -> None:
         self.settings = settings
         self.store = store
         self.retention = retention
+        self.connect_db = connect_db  # to the cluster the rebuild reads
 
     async def rebuild(self, reason: str) -> RebuildReport:
         token = uuid.uuid4().hex
@@ -70,11 +77,7 @@ class Rebuilder:
                 return waited
         started = time.monotonic()
         try:
-            conn = await connect(
-                self.settings.rebuild_dsn,
-                timeouts=DbTimeouts(5.0, self.settings.cache_db_command_timeout_s),
-                application_name="ess-cache-rebuild",
-            )
+            conn = await self.connect_db()
             try:
                 report = await self._rebuild(conn, token, reason, started)
             finally:

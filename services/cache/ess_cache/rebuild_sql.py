@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 
-from ess_cache.aggregate import Agg, Bucket
-from ess_cache.measures import MEASURES
 from ess_cache.rollup import MinuteRow
+from ess_cache_layout.aggregate import Agg, Bucket
+from ess_cache_layout.measures import MEASURES
 from ess_common.codec import encode_reading
 from ess_common.db import quote_ident
 from ess_common.model import (

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ess_cache.aggregate import Bucket, merge_into
-from ess_cache.keys import series_of
-from ess_cache.measures import RESOLUTIONS, bucket_start
 from ess_cache.window import Retention
+from ess_cache_layout.aggregate import Bucket, merge_into
+from ess_cache_layout.keys import series_of
+from ess_cache_layout.measures import RESOLUTIONS, bucket_start
 from ess_common.model import DeviceId, Table
 
 HOUR_S = 3600

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ess_cache.decode import CacheReading
-from ess_cache.measures import MEASURES
+from ess_cache_layout.measures import MEASURES
 from ess_common.settings import ConfigError
 
 Rule = Literal[
@@ -29,14 +29,7 @@ Rule = Literal[
     "soc_jump",
     "device_stale",
 ]
-RULES: tuple[Rule, ...] = (
-    "cell_voltage_spread",
-    "module_temperature_high",
-    "module_temperature_low",
-    "soc_out_of_range",
-    "soc_jump",
-    "device_stale",
-)
+RULES: tuple[Rule, ...] = get_args(Rule)
 
 
 class _Section(BaseModel):

@@ -3,7 +3,7 @@
 Scripts run atomically: a reading's dedupe bit and every aggregate it feeds
 change together or not at all. They touch keys they derive from their input
 (a single Redis primary; not Redis Cluster). Numbers are written with the same
-formatting as `ess_cache.aggregate`, so a rebuild produces identical values.
+formatting as `ess_cache_layout.aggregate`, so a rebuild produces identical values.
 """
 
 from __future__ import annotations

@@ -10,35 +10,30 @@ the open days from TimescaleDB, rewind the partitions, go on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
-from aiokafka import ConsumerRecord, TopicPartition
-from prometheus_client import CollectorRegistry
 
 from ess_cache.batch import PreparedBatch, prepare_batch
 from ess_cache.decode import CacheReading, ReadingDecoder
 from ess_cache.metrics import CacheMetrics
 from ess_cache.partitions import PartitionControl
 from ess_cache.plan import PlanConfig, ScriptCall, iter_calls
-from ess_cache.rebuild import Rebuilder, RebuildInterruptedError
-from ess_cache.rules import Anomaly, RuleEvaluator, load_rules
+from ess_cache.ports import Consumer, Fetched, Rebuild, SitePasses, Store
+from ess_cache.rebuild import RebuildInterruptedError
+from ess_cache.rules import Anomaly, AnomalyRules, RuleEvaluator
 from ess_cache.settings import CacheSettings
-from ess_cache.sitepass import SitePass
-from ess_cache.store import REDIS_UNAVAILABLE, ApplyResult, RedisStore
+from ess_cache.store import REDIS_UNAVAILABLE, ApplyResult
 from ess_cache.window import Retention
+from ess_common.backoff import Backoff, sleep_unless_stopped
 from ess_common.http import Health
-from ess_common.kafka import OffsetCommittingConsumer
-from ess_common.topics import telemetry_topic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Fetched = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 _SLICE = 2000  # readings decoded or judged between two yields to the event loop
 # Worth another try after a pause: Redis or the database away, or a flush mid-rebuild.
 _RETRIABLE = (
@@ -48,38 +43,41 @@ _RETRIABLE = (
     asyncpg.InterfaceError,
     RebuildInterruptedError,
 )
+_RETRY_INITIAL_S = 0.4  # the first retry comes after 0.2-0.4 s, then doubling up to the cap
 
 
 class CacheService:
     name = "cache"
 
-    def __init__(self, settings: CacheSettings, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        *,
+        metrics: CacheMetrics,
+        rules: AnomalyRules,
+        retention: Retention,
+        store: Store,
+        consumer: Consumer,
+        rebuilder: Rebuild,
+        sites: SitePasses,
+    ) -> None:
+        """The adapters come built (see `ess_cache.bootstrap`); this only runs them."""
         self.settings = settings
-        self.metrics = CacheMetrics(registry)
-        self.rules = load_rules(settings.cache_rules_file)
-        self.evaluator = RuleEvaluator(self.rules)
+        self.metrics = metrics
+        self.rules = rules
+        self.evaluator = RuleEvaluator(rules)
         self.decoder = ReadingDecoder()
-        self.retention = Retention(
-            settings.ttl_by_resolution, settings.cache_window_days, settings.cache_late_s
-        )
+        self.retention = retention
         self.plan = PlanConfig(
-            self.retention,
+            retention,
             settings.cache_anomaly_max_entries,
             settings.cache_latest_ttl_s,
             settings.cache_script_readings,
         )
-        self.store = RedisStore(
-            settings.redis_url, settings.cache_key_prefix, settings.cache_redis_timeout_s
-        )
-        self.rebuilder = Rebuilder(settings, self.store, self.retention)
-        self.sites = SitePass(settings, self.store, self.rules, self.metrics)
-        self.consumer = OffsetCommittingConsumer(
-            settings.kafka_bootstrap,
-            settings.cache_group_id,
-            [telemetry_topic(t, settings.topic_prefix) for t in settings.cache_tables],
-            client_id="ess-cache",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
+        self.store = store
+        self.rebuilder = rebuilder
+        self.sites = sites
+        self.consumer = consumer
         self.partitions = PartitionControl(self.consumer)
         self.generation: str | None = None
         self._pending_rewind: int | None = None
@@ -104,13 +102,16 @@ class CacheService:
             self.generation = await self._retrying(self.store.generation, "marker", stop)
             if self.generation is None and not stop.is_set():
                 await self._rebuild("start", stop, with_consumer=False)
-            async with self.consumer:
+            await self.consumer.start()
+            try:
                 site_pass = asyncio.create_task(self._site_pass_loop(stop), name="cache.sites")
                 try:
                     await self._consume(stop)
                 finally:
                     site_pass.cancel()
                     await asyncio.gather(site_pass, return_exceptions=True)
+            finally:
+                await self.consumer.stop()
         finally:
             await self.store.close()
 
@@ -188,7 +189,7 @@ class CacheService:
         False when the partitions were rewound (after a rebuild): then neither
         this batch's offsets nor `next_batch` count, both are read again.
         """
-        delay, paused, attempt = 0.2, False, job.task
+        backoff, paused, attempt = self._backoff(), False, job.task
         while True:
             try:
                 result = await attempt
@@ -196,8 +197,8 @@ class CacheService:
                 self._redis_failed("apply", exc)
                 if stop.is_set():
                     return False
-                await self.partitions.keepalive(delay)
-                delay, paused = min(delay * 2, self.settings.cache_retry_max_s), True
+                await self.partitions.keepalive(backoff.next_delay())
+                paused = True
                 attempt = asyncio.ensure_future(self._apply(job.calls))
                 continue
             break
@@ -312,7 +313,7 @@ class CacheService:
         stop: asyncio.Event,
         with_consumer: bool,
     ) -> T | None:
-        delay = 0.2
+        backoff = self._backoff()
         while not stop.is_set():
             task = asyncio.ensure_future(action())
             try:
@@ -327,12 +328,15 @@ class CacheService:
             finally:
                 if not task.done():
                     task.cancel()
+            delay = backoff.next_delay()
             if with_consumer:
                 await self.partitions.keepalive(delay)
             else:
-                await _sleep_unless_stopped(stop, delay)
-            delay = min(delay * 2, self.settings.cache_retry_max_s)
+                await sleep_unless_stopped(stop, delay)
         return None
+
+    def _backoff(self) -> Backoff:
+        return Backoff(_RETRY_INITIAL_S, self.settings.cache_retry_max_s)
 
     def _redis_failed(self, op: str, exc: BaseException) -> None:
         if not isinstance(exc, REDIS_UNAVAILABLE):
@@ -359,7 +363,7 @@ class CacheService:
                 self._redis_failed("site_pass", exc)
             except Exception:
                 log.exception("site pass failed")
-            await _sleep_unless_stopped(stop, self.settings.cache_summary_interval_s)
+            await sleep_unless_stopped(stop, self.settings.cache_summary_interval_s)
 
 
 @dataclass
@@ -378,8 +382,3 @@ def _first_offsets(batch: PreparedBatch, later: PreparedBatch | None) -> Prepare
     for tp, offset in batch.first_offsets.items():
         merged.first_offsets[tp] = min(offset, merged.first_offsets.get(tp, offset))
     return merged
-
-
-async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,4 +1,4 @@
-"""Cache settings (`ESS_CACHE_*` on top of the common `ESS_*` ones)."""
+"""Cache settings (`ESS_CACHE_*` on top of the common `ESS_*` ones and the key prefix)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ess_cache.measures import DAY_S
+from ess_cache_layout.measures import DAY_S
+from ess_cache_layout.settings import CacheReadSettings
 from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
-from ess_common.settings import CommonSettings
 
 HOUR_S = 3600
 
 
-class CacheSettings(CommonSettings):
+class CacheSettings(CacheReadSettings):
     model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
 
     cache_group_id: str = "ess-cache"
     cache_tables: tuple[Table, ...] = TABLES
-    cache_key_prefix: str = Field(default="ess", pattern=r"^[a-zA-Z0-9._-]{1,64}$")
     # Deep batches are cheap batches: a bucket is read and written once per batch, so a
     # device with 20 readings in one batch costs Redis a twentieth per reading.
     cache_batch_max_readings: int = Field(default=20_000, ge=1, le=100_000)

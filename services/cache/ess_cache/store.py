@@ -21,8 +21,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ess_cache.aggregate import encode_bucket
-from ess_cache.keys import Keys
 from ess_cache.plan import ScriptCall
 from ess_cache.rollup import BucketWrite
 from ess_cache.scripts import (
@@ -32,6 +30,8 @@ from ess_cache.scripts import (
     FLAG_STALE,
     RELEASE_LOCK,
 )
+from ess_cache_layout.aggregate import encode_bucket
+from ess_cache_layout.keys import Keys
 from ess_common.model import DeviceId
 
 # What "Redis is unavailable, try again later" looks like to callers.

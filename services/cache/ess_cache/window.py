@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ess_cache.measures import DAY_S, RESOLUTIONS, bucket_start
+from ess_cache_layout.measures import DAY_S, RESOLUTIONS, bucket_start
 
 # Bitmaps outlive the acceptance window by this much, so clock skew between the
 # service and Redis cannot let a reading through after its bitmap expired.

@@ -18,13 +18,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ess_collector.device import Device, Health, PollLimits, PollResult
+from ess_collector.device import Device, Health, PollLimits, PollResult, RegisterReader
 from ess_collector.inventory import EndpointConfig
 from ess_collector.metrics import CollectorMetrics
-from ess_collector.modbus_client import ReadOnlyModbusClient
 from ess_collector.schedule import next_slot, overrun_slots, time_left_in_slot
 from ess_collector.values import build_reading
 from ess_common.backoff import Backoff
@@ -33,6 +33,17 @@ from ess_common.model import Reading
 log = logging.getLogger(__name__)
 
 ReadingSink = Callable[[Reading], None]
+
+
+class ModbusConnection(RegisterReader, Protocol):
+    """One endpoint's connection (ReadOnlyModbusClient, or a fake in tests)."""
+
+    def is_connected(self) -> bool: ...
+
+    async def connect(self, timeout_s: float) -> None:
+        """Open the connection; raises OSError or TimeoutError."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,7 @@ class EndpointPoller:
         site: str,
         config: EndpointConfig,
         *,
+        client: ModbusConnection,
         devices: list[Device],
         limits: PollLimits,
         connect_timeout_s: float,
@@ -80,7 +92,7 @@ class EndpointPoller:
         self.site = site
         self.name = f"{config.host}:{config.port}"
         self.devices = devices
-        self.client = ReadOnlyModbusClient(config.host, config.port)
+        self.client = client
         self.overruns = 0
         self.last_cycle_monotonic = time.monotonic()  # liveness: the loop keeps turning
         self._limits = limits

@@ -22,7 +22,8 @@ import functools
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 
@@ -30,7 +31,6 @@ from ess_collector.metrics import CollectorMetrics
 from ess_collector.spool import Spool, SpoolRecord
 from ess_common.backoff import Backoff
 from ess_common.codec import encode_reading
-from ess_common.kafka import ReadingProducer
 from ess_common.model import Reading
 from ess_common.topics import telemetry_topic
 
@@ -41,12 +41,29 @@ SYNC_INTERVAL_S = 1.0
 _IDLE_WAIT_S = 0.05
 
 
+class RawProducer(Protocol):
+    """The Kafka side (`ess_common.kafka.ReadingProducer`, or a fake in tests)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when Kafka acknowledged it."""
+
+
 class SpoolingPublisher:
     def __init__(
         self,
         spool: Spool,
         *,
-        producer: ReadingProducer,
+        producer: RawProducer,
         metrics: CollectorMetrics,
         topic_prefix: str,
         max_in_flight: int,

@@ -1,4 +1,4 @@
-"""The collector service: wire inventory, pollers, spool and publisher; run them.
+"""The collector service: run the pollers and the publisher (built by `bootstrap`).
 
 Shutdown order: stop polling (each endpoint finishes its current cycle), then
 let the publisher drain the spool to Kafka within the drain bound, then close.
@@ -10,28 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
-from ess_collector.device import Device, PollLimits
+from ess_collector.device import Device
 from ess_collector.endpoint import EndpointPoller
-from ess_collector.inventory import DeviceConfig, Inventory
-from ess_collector.inventory_file import load_inventory
-from ess_collector.metrics import CollectorMetrics
+from ess_collector.inventory import Inventory
 from ess_collector.publisher import SpoolingPublisher
 from ess_collector.settings import CollectorSettings
-from ess_collector.spool import Spool
-from ess_common.backoff import Backoff
 from ess_common.http import Health
-from ess_common.kafka import ProducerOptions, ReadingProducer
-from ess_common.model import Reading
 
 log = logging.getLogger(__name__)
 
-ReadingObserver = Callable[[Reading], None]
 _STALL_S = 30.0  # an endpoint loop that has not turned for this long is stuck
 
 
@@ -41,74 +33,22 @@ class CollectorService:
     def __init__(
         self,
         settings: CollectorSettings,
-        registry: CollectorRegistry,
-        inventory: Inventory | None = None,
-        observers: Sequence[ReadingObserver] = (),
+        registry: CollectorRegistry,  # where the pollers' and publisher's metrics are
+        *,
+        inventory: Inventory,
+        endpoints: Sequence[EndpointPoller],
+        publisher: SpoolingPublisher,
     ) -> None:
+        """The pollers and the publisher come wired (see `ess_collector.bootstrap`)."""
         self.settings = settings
         self.registry = registry
-        self.metrics = CollectorMetrics(registry)
-        self.inventory = inventory or load_inventory(settings.collector_inventory)
-        self._observers = tuple(observers)
-        s = settings
-        self.spool = Spool(
-            s.collector_spool_dir, s.collector_spool_max_bytes, s.collector_spool_segment_bytes
-        )
-        producer = ReadingProducer(
-            s.kafka_bootstrap,
-            s.topic_prefix,
-            ProducerOptions(
-                linger_ms=s.collector_linger_ms,
-                compression=s.collector_compression,
-                client_id="ess-collector",
-            ),
-        )
-        self.publisher = SpoolingPublisher(
-            self.spool,
-            producer=producer,
-            metrics=self.metrics,
-            topic_prefix=s.topic_prefix,
-            max_in_flight=s.collector_max_in_flight,
-            retry=self._backoff(),
-        )
-        limits = PollLimits(
-            request_timeout_s=s.collector_request_timeout_s,
-            max_registers=s.collector_max_registers_per_read,
-            gap_fill=s.collector_gap_fill,
-        )
-        self.endpoints = [
-            EndpointPoller(
-                site.id,
-                endpoint,
-                devices=[self._device(d) for d in endpoint.devices],
-                limits=limits,
-                connect_timeout_s=s.collector_connect_timeout_s,
-                reconnect=self._backoff(),
-                metrics=self.metrics,
-                emit=self._emit,
-                cycle_done=self.publisher.flush,
-            )
-            for site in self.inventory.sites
-            for endpoint in site.endpoints
-        ]
-
-    def _device(self, config: DeviceConfig) -> Device:
-        maps = self.inventory.register_maps
-        register_map = maps[config.register_map] if config.register_map else None
-        return Device(config, register_map, self._backoff())
-
-    def _backoff(self) -> Backoff:
-        s = self.settings
-        jitter = random.Random()  # noqa: S311 - jitter, not cryptography
-        return Backoff(s.collector_backoff_initial_s, s.collector_backoff_max_s, jitter)
+        self.inventory = inventory
+        self.endpoints = list(endpoints)
+        self.publisher = publisher
+        self.spool = publisher.spool
 
     def devices(self) -> list[Device]:
         return [d for e in self.endpoints for d in e.devices]
-
-    def _emit(self, reading: Reading) -> None:
-        self.publisher.submit(reading)
-        for observe in self._observers:
-            observe(reading)
 
     def health(self) -> Health:
         """Unhealthy only when polling itself has stalled; Kafka's state is a detail.

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from ess_cache.keys import bank_series, device_series, site_series
-from ess_cache.measures import MEASURE_NAMES, RESOLUTION_BY_NAME, bucket_start
-from ess_cache.read import CacheReader, describe
-from ess_cache.settings import CacheSettings
+from ess_cache_layout.keys import bank_series, device_series, site_series
+from ess_cache_layout.measures import MEASURE_NAMES, RESOLUTION_BY_NAME, bucket_start
+from ess_cache_layout.read import CacheReader, describe
+from ess_cache_layout.settings import CacheReadSettings
 from ess_common.model import TABLES, DeviceId
 from ess_common.settings import ConfigError, load_settings
 from ess_ctl.cli import Exit, Parser
@@ -85,7 +85,7 @@ def _bank_key(text: str) -> str:
 def _handler(command: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
-            settings = load_settings(CacheSettings)
+            settings = load_settings(CacheReadSettings)
         except ConfigError as exc:
             print(f"essctl cache: {exc}", file=sys.stderr)
             return Exit.CONFIG
@@ -102,7 +102,7 @@ def _handler(command: Any) -> Any:
     return run
 
 
-async def _with_reader(settings: CacheSettings, command: Any, args: argparse.Namespace) -> int:
+async def _with_reader(settings: CacheReadSettings, command: Any, args: argparse.Namespace) -> int:
     reader = CacheReader.connect(settings.redis_url, settings.cache_key_prefix)
     try:
         code: int = await command(reader, args)

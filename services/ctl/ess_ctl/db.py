@@ -25,8 +25,8 @@ from ess_common.db_errors import DB_FAILURES
 from ess_common.logs import error_line
 from ess_common.settings import ConfigError, load_settings
 from ess_ctl.cli import Exit, Parser
-from ess_sink.settings import SchemaSettings
 from ess_tables.schema import SchemaPolicies, migrate
+from ess_tables.settings import SchemaSettings
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:

@@ -44,8 +44,9 @@ from ess_ctl.ops_args import (
 )
 from ess_ctl.progress import ProgressLine
 from ess_loss.kafka_scan import scan_slots
-from ess_loss.lossmath import RangeLoss, SlotCounts, table_window_loss
+from ess_loss.lossmath import RangeLoss, SlotCounts
 from ess_loss.slots import SlotTracker
+from ess_loss.window import site_of_device, window_loss
 from ess_tables.crosssync import slices
 from ess_tables.presence import presence, table_bytes
 
@@ -152,7 +153,7 @@ async def _table_loss(
             report.rows.append(_row(cluster, site, table, counts, sizes[cluster]))
         if args.by_device:
             for device, counts in sorted(totals.device_counts(cluster).items()):
-                site = device.split("/")[0]
+                site = site_of_device(device)
                 report.rows.append(
                     _row(cluster, site, table, counts, sizes[cluster], device=device)
                 )
@@ -170,16 +171,18 @@ async def _range_loss(
     """Slice by slice (days): what each cluster holds against what reached Kafka."""
     totals = RangeLoss(conns)
     for lo, hi in slices(args.start, args.end):
-        present = {
-            c: await presence(conn, table, lo, hi, site=args.site) for c, conn in conns.items()
-        }
+
+        async def present(cluster: str, lo: datetime = lo, hi: datetime = hi) -> dict[str, int]:
+            return await presence(conns[cluster], table, lo, hi, site=args.site)
+
         a, b = int(lo.timestamp()), int(hi.timestamp())
-        devices = {d for d in tracker.devices(table, a, b) if args.site in (None, d.split("/")[0])}
-        for bits in present.values():
-            devices.update(bits)
-        kafka = {d: tracker.bits(table, d, a, b) for d in devices}
-        sites = {d: d.split("/", 1)[0] for d in devices}
-        totals.add(table_window_loss(b - a, devices, sites, kafka, present))
+        seen = tracker.devices(table, a, b)
+        expected = {d for d in seen if args.site in (None, site_of_device(d))}
+        found = await window_loss(
+            tracker, table, a, b, expected=expected, clusters=conns, presence_of=present
+        )
+        if found is not None:
+            totals.add(found.loss)
     return totals
 
 

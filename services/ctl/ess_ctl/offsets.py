@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ess_common.kafka_offsets import offset_reader
+from ess_common.logs import error_line
 from ess_common.settings import CommonSettings
 from ess_ctl.cli import Exit, Parser
 from ess_ctl.ops_args import settings_or_exit
@@ -39,7 +40,7 @@ def run_offsets(args: argparse.Namespace) -> int:
     try:
         rows = asyncio.run(_offsets(settings, args.group))
     except KafkaError as exc:
-        print(f"essctl offsets: Kafka error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"essctl offsets: Kafka error: {error_line(exc)}", file=sys.stderr)
         return Exit.FAILED
     if args.json:
         print(orjson.dumps({"offsets": rows}, option=orjson.OPT_INDENT_2).decode())

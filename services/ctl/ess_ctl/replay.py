@@ -24,21 +24,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ess_common.control_topic import StatusTail, publish_request
 from ess_common.db import DbTimeouts, connect
 from ess_common.db_errors import DB_FAILURES
 from ess_common.kafka import ReadingProducer
-from ess_common.kafka_offsets import UnknownTopicError, assign_topics, offset_reader
-from ess_common.replay import (
-    ControlDecodeError,
-    OffsetRange,
-    ReplayRequest,
-    ReplayStatus,
-    SlotRange,
-    decode_control,
-    encode_control,
-)
+from ess_common.kafka_offsets import UnknownTopicError, offset_reader
+from ess_common.logs import error_line
+from ess_common.replay import OffsetRange, ReplayRequest, SlotRange
 from ess_common.settings import CommonSettings
-from ess_common.topics import replay_topic
 from ess_ctl.cli import Exit, Parser
 from ess_ctl.ops_args import (
     UsageError,
@@ -200,7 +193,9 @@ async def _run_here(
             application_name="essctl-replay",
         )
     except DB_FAILURES as exc:
-        print(f"essctl replay: cannot connect to {args.cluster}: {exc}", file=sys.stderr)
+        print(
+            f"essctl replay: cannot connect to {args.cluster}: {error_line(exc)}", file=sys.stderr
+        )
         return ReplayCounts(messages_planned=plan.messages), "failed"
     reader = offset_reader(settings.kafka_bootstrap, client_id="essctl-replay")
     line = ProgressLine("replay")
@@ -228,21 +223,16 @@ async def _submit(
     settings: CommonSettings, request: ReplayRequest, wait_s: float
 ) -> tuple[ReplayCounts, str]:
     """Publish the request for the sink and follow its status messages."""
-    topic = replay_topic(settings.topic_prefix)
-    tail = offset_reader(settings.kafka_bootstrap, client_id="essctl-replay-status")
-    await tail.start()
     line = ProgressLine(f"replay via sink-{request.cluster}")
-    try:
-        partitions = await assign_topics(tail, [topic])
-        await tail.seek_to_end(*partitions)
+    async with StatusTail(
+        settings.kafka_bootstrap, settings.topic_prefix, client_id="essctl-replay-status"
+    ) as tail:
         async with ReadingProducer(settings.kafka_bootstrap, settings.topic_prefix) as producer:
-            await (
-                await producer.send_raw(topic, encode_control(request), request.cluster.encode())
-            )
-        print(f"submitted request {request.id} on {topic}", file=sys.stderr)
+            await publish_request(producer, settings.topic_prefix, request)
+        print(f"submitted request {request.id} on {tail.topic}", file=sys.stderr)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            for status in await _statuses(tail, request.id):
+            for status in await tail.statuses(timeout_ms=500, request_id=request.id):
                 counts = ReplayCounts(
                     status.messages_planned,
                     status.messages_read,
@@ -261,19 +251,3 @@ async def _submit(
             file=sys.stderr,
         )
         return ReplayCounts(), "timed_out"
-    finally:
-        await tail.stop()
-
-
-async def _statuses(tail: Any, request_id: str) -> list[ReplayStatus]:
-    fetched = await tail.getmany(timeout_ms=500)
-    found: list[ReplayStatus] = []
-    for records in fetched.values():
-        for record in records:
-            try:
-                message = decode_control(record.value or b"")
-            except ControlDecodeError:
-                continue
-            if isinstance(message, ReplayStatus) and message.request_id == request_id:
-                found.append(message)
-    return found

@@ -22,6 +22,7 @@ import orjson
 
 from ess_common.db import DbTimeouts, connect
 from ess_common.db_errors import DB_FAILURES
+from ess_common.logs import error_line
 from ess_common.model import Table
 from ess_common.settings import CommonSettings
 from ess_ctl.cli import Exit, Parser
@@ -76,7 +77,7 @@ def run_sync(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return fail_usage("sync", str(exc))
     except DB_FAILURES as exc:
-        print(f"essctl sync: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"essctl sync: failed: {error_line(exc)}", file=sys.stderr)
         return Exit.FAILED
     _print(args, results)
     return Exit.OK

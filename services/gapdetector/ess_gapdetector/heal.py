@@ -12,34 +12,32 @@ are split in two:
 A request is checked when the sink reports it finished, or after a timeout:
 what is still missing is copied from the other cluster if it has it, and
 whatever remains after that is counted and logged as a gap that did not
-close. Source loss is never touched: nothing is invented.
+close. Source loss is never touched: nothing is invented. Windows in which a gap
+closed are handed back (`take_healed`) so the service evaluates them again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ess_common.clusters import Cluster
-from ess_common.db_errors import DB_FAILURES
 from ess_common.model import Table
 from ess_common.replay import ReplayRequest, ReplayStatus, SlotRange
 from ess_gapdetector.evaluate import WindowResult
 from ess_gapdetector.metrics import GapMetrics
+from ess_gapdetector.ports import ClusterAccess
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import bits_in, coalesce, runs_of_set_bits
-from ess_tables.crosssync import copy_gaps, gaps_from_bits
-from ess_tables.links import ClusterLink
-from ess_tables.presence import presence
+from ess_tables.crosssync import gaps_from_bits
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[ReplayRequest], Awaitable[None]]
 KafkaCovers = Callable[[Table, datetime], Awaitable[bool]]
-Healed = Callable[[Table, Window], None]
 
 
 @dataclass
@@ -65,35 +63,40 @@ class HealLog:
             del items[: max(0, len(items) - self.limit)]
 
 
-def _other(cluster: str, links: Mapping[str, ClusterLink]) -> str | None:
-    return next((c for c in links if c != cluster), None)
-
-
 class Healer:
     def __init__(
         self,
-        links: Mapping[str, ClusterLink],
+        clusters: ClusterAccess,
         metrics: GapMetrics,
         publish: Publish,
         kafka_covers: KafkaCovers,
-        on_healed: Healed,
         *,
         coalesce_s: int = 60,
         replay_timeout_s: float = 600.0,
         sync_chunk_rows: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.links = links
+        self.clusters = clusters
         self.metrics = metrics
         self.publish = publish
         self.kafka_covers = kafka_covers
-        self.on_healed = on_healed
         self.coalesce_s = coalesce_s
         self.replay_timeout_s = replay_timeout_s
         self.sync_chunk_rows = sync_chunk_rows
+        self.clock = clock
         self.pending: dict[str, PendingReplay] = {}
         self.history = HealLog()
+        self._healed: list[tuple[Table, Window]] = []
 
-    def _in_flight(self, cluster: str, table: Table, window: Window, device: str) -> int:
+    def take_healed(self) -> list[tuple[Table, Window]]:
+        """Windows in which a gap closed since the last call: to be evaluated again."""
+        healed, self._healed = self._healed, []
+        return healed
+
+    def _other(self, cluster: Cluster) -> Cluster | None:
+        return next((c for c in self.clusters.names if c != cluster), None)
+
+    def _in_flight(self, cluster: Cluster, table: Table, window: Window, device: str) -> int:
         """Bits (relative to `window`) already asked for by a pending replay."""
         bits = 0
         for p in self.pending.values():
@@ -126,13 +129,13 @@ class Healer:
                 await self._sync_and_check(cluster, result.table, result.window, via_sync)
 
     async def _request_replays(
-        self, cluster: str, table: Table, window: Window, missing: dict[str, int]
+        self, cluster: Cluster, table: Table, window: Window, missing: dict[str, int]
     ) -> None:
         runs = [run for bits in missing.values() for run in runs_of_set_bits(bits)]
         for lo, hi in coalesce(runs, self.coalesce_s):
             part = {d: bits_in(b, lo, hi) for d, b in missing.items() if bits_in(b, lo, hi)}
             request = ReplayRequest(
-                cluster=_cluster(cluster),
+                cluster=cluster,
                 table=table,
                 slots=SlotRange(
                     start=datetime.fromtimestamp(window.start_s + lo, UTC),
@@ -145,7 +148,7 @@ class Healer:
             await self.publish(request)
             slots = sum(b.bit_count() for b in part.values())
             self.pending[request.id] = PendingReplay(
-                request, window, part, time.monotonic() + self.replay_timeout_s
+                request, window, part, self.clock() + self.replay_timeout_s
             )
             self.history.requests.append(request)
             self.history.trim()
@@ -170,7 +173,7 @@ class Healer:
         await self._verify(self.pending.pop(status.request_id))
 
     async def check_timeouts(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for request_id in [k for k, p in self.pending.items() if p.deadline <= now]:
             pending = self.pending.pop(request_id)
             log.warning(
@@ -181,17 +184,10 @@ class Healer:
             await self._verify(pending)
 
     async def _still_missing(
-        self, cluster: str, table: Table, window: Window, missing: dict[str, int]
+        self, cluster: Cluster, table: Table, window: Window, missing: dict[str, int]
     ) -> dict[str, int] | None:
-        link = self.links[cluster]
-        conn = await link.get()
-        if conn is None:
-            return None
-        try:
-            now = await presence(conn, table, window.start, window.end, devices=list(missing))
-        except DB_FAILURES as exc:
-            link.failed()
-            log.warning("cannot check %s on %s: %s", table, cluster, exc)
+        now = await self.clusters.presence(cluster, table, window.start, window.end, list(missing))
+        if now is None:
             return None
         left = {d: bits & ~now.get(d, 0) for d, bits in missing.items()}
         return {d: b for d, b in left.items() if b}
@@ -208,9 +204,9 @@ class Healer:
         await self._sync_and_check(req.cluster, req.table, pending.window, left)
 
     async def _sync_and_check(
-        self, cluster: str, table: Table, window: Window, missing: dict[str, int]
+        self, cluster: Cluster, table: Table, window: Window, missing: dict[str, int]
     ) -> None:
-        source = _other(cluster, self.links)
+        source = self._other(cluster)
         if source is not None:
             await self._copy(source, cluster, table, window, missing)
         left = await self._still_missing(cluster, table, window, missing)
@@ -243,20 +239,20 @@ class Healer:
         )
 
     async def _copy(
-        self, source: str, target: str, table: Table, window: Window, missing: dict[str, int]
+        self,
+        source: Cluster,
+        target: Cluster,
+        table: Table,
+        window: Window,
+        missing: dict[str, int],
     ) -> None:
-        src, dst = await self.links[source].get(), await self.links[target].get()
-        if src is None or dst is None:
-            return
         gaps = [
             g
             for device, bits in sorted(missing.items())
             for g in gaps_from_bits(device, window.start_s, bits)
         ]
-        try:
-            totals = await copy_gaps(src, dst, table, gaps, chunk_rows=self.sync_chunk_rows)
-        except DB_FAILURES as exc:
-            log.warning("sync %s -> %s of %s failed: %s", source, target, table, exc)
+        totals = await self.clusters.copy(source, target, table, gaps, self.sync_chunk_rows)
+        if totals is None:
             return
         self.metrics.sync_rows.labels(target, table).inc(totals.inserted)
         log.info(
@@ -271,7 +267,7 @@ class Healer:
         )
 
     def _closed(
-        self, cluster: str, table: Table, window: Window, how: str, missing: dict[str, int]
+        self, cluster: Cluster, table: Table, window: Window, how: str, missing: dict[str, int]
     ) -> None:
         slots = sum(b.bit_count() for b in missing.values())
         self.metrics.gaps_closed.labels(cluster, table, how).inc()
@@ -287,12 +283,4 @@ class Healer:
             window,
             extra={"cluster": cluster, "table": table, "how": how},
         )
-        self.on_healed(table, window)
-
-
-def _cluster(name: str) -> Cluster:
-    if name == "local":
-        return "local"
-    if name == "cloud":
-        return "cloud"
-    raise ValueError(f"unknown cluster {name!r}")
+        self._healed.append((table, window))

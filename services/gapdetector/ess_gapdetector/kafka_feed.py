@@ -1,10 +1,12 @@
-"""Kafka inputs of the detector: telemetry slots into the tracker, replay statuses out.
+"""The detector's Kafka adapters: telemetry slots in, replay requests out, retention.
 
 `SlotFeed` reads the telemetry topics with its own group id (its committed
 offsets only show its lag in `essctl offsets`; they are not its memory). At
 start it seeks every partition to `now - rebuild horizon` by time and re-reads
-from there, because the slot bitsets live in memory. `ControlFeed` tails the
-control topic, group-less, for the sinks' `ReplayStatus` messages.
+from there, because the slot bitsets live in memory. `ReplayPublisher` puts
+requests on the control topic (the sinks' answers come back through
+`ess_common.control_topic.StatusTail`); `TopicRetention` tells whether Kafka
+still holds a window, i.e. whether a replay can help at all.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ess_common.kafka_offsets import assign_topics, offset_reader, offsets_at
+from ess_common.control_topic import publish_request
+from ess_common.kafka import ReadingProducer
+from ess_common.kafka_offsets import assign_topics, kafka_covers, offset_reader, offsets_at
 from ess_common.model import Table
-from ess_common.replay import ControlDecodeError, ReplayStatus, decode_control
-from ess_common.topics import replay_topic, telemetry_topic
+from ess_common.replay import ReplayRequest
+from ess_common.topics import telemetry_topic
 from ess_gapdetector.metrics import GapMetrics
-from ess_loss.slots import SlotTracker, light_slot
+from ess_loss.slots import SlotTracker, record_slot
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +36,11 @@ def read_slots(
     """Feed records of one table into the tracker; returns (read, unreadable)."""
     unreadable = 0
     for record in records:
-        device = record.key.decode(errors="replace") if record.key else ""
-        slot = light_slot(record.value)
-        if slot is None or not tracker.device_is_valid(table, device):
+        found = record_slot(tracker, table, record.key, record.value)
+        if found is None:
             unreadable += 1
             continue
-        tracker.add(table, device, slot, now)
+        tracker.add(table, *found, now)
     return len(records), unreadable
 
 
@@ -122,37 +125,35 @@ class SlotFeed:
         await self.consumer.commit(positions)
 
 
-class ControlFeed:
-    """Tails the control topic for replay statuses (from the moment it starts)."""
-
-    def __init__(self, bootstrap: str, topic_prefix: str) -> None:
-        self._topic = replay_topic(topic_prefix)
-        self.consumer = offset_reader(bootstrap, client_id="gapdetector-control")
-        self._started = False
+class ReplayPublisher:
+    def __init__(self, producer: ReadingProducer, topic_prefix: str) -> None:
+        self._producer = producer
+        self._prefix = topic_prefix
 
     async def start(self) -> None:
-        await self.consumer.start()
-        self._started = True
-        partitions = await assign_topics(self.consumer, [self._topic])
-        await self.consumer.seek_to_end(*partitions)
+        await self._producer.start()
 
     async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self.consumer.stop()
+        await self._producer.stop()
 
-    async def statuses(self, timeout_ms: int = 0) -> list[ReplayStatus]:
-        fetched = await self.consumer.getmany(timeout_ms=timeout_ms)
-        found: list[ReplayStatus] = []
-        for records in fetched.values():
-            for record in records:
-                try:
-                    message = decode_control(record.value or b"")
-                except ControlDecodeError:
-                    continue
-                if isinstance(message, ReplayStatus):
-                    found.append(message)
-        return found
+    async def publish(self, request: ReplayRequest) -> None:
+        await publish_request(self._producer, self._prefix, request)
+
+
+class TopicRetention:
+    def __init__(self, bootstrap: str, topic_prefix: str) -> None:
+        self._bootstrap = bootstrap
+        self._prefix = topic_prefix
+
+    async def covers(self, table: Table, since: datetime) -> bool:
+        """Whether Kafka still holds every record of `table` written since `since`."""
+        reader = offset_reader(self._bootstrap, client_id="gapdetector-coverage")
+        await reader.start()
+        try:
+            partitions = await assign_topics(reader, [telemetry_topic(table, self._prefix)])
+            return await kafka_covers(reader, partitions, since)
+        finally:
+            await reader.stop()
 
 
 def rebuild_start(horizon_s: float) -> datetime:

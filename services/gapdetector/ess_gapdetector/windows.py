@@ -58,17 +58,6 @@ def windows_overlapping(period: Period, start_s: int, end_s: int) -> list[Window
     return [Window(s, period) for s in range(first.start_s, end_s, length)]
 
 
-def day_slices(start_s: int, end_s: int, slice_s: int = 86400) -> list[tuple[int, int]]:
-    """`[start_s, end_s)` cut into pieces of at most `slice_s`, aligned to `slice_s` boundaries."""
-    out: list[tuple[int, int]] = []
-    cursor = start_s
-    while cursor < end_s:
-        nxt = min(end_s, cursor - cursor % slice_s + slice_s)
-        out.append((cursor, nxt))
-        cursor = nxt
-    return out
-
-
 class WindowScheduler:
     """Which (table, window) pairs are due for evaluation, pure (the caller passes times).
 

@@ -7,7 +7,9 @@ writes and commits only those. Lanes never share a partition, so:
 - a device (one key, one partition) is always written by the same lane, in
   offset order: "first write wins" picks the same row in every cluster;
 - two lanes never insert the same key at once (no lock waits, no deadlocks);
-- each lane commits its own offsets after its own transaction, in order.
+- each lane commits its own offsets after its own transaction, in order,
+  through its own `Checkpoint` (`ess_sink.checkpoint`: write, dead-letter,
+  commit).
 
 Two lanes keep the database busy while Python decodes and encodes the next
 batch (measured: about +50 % rows/s on two cores).
@@ -22,20 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from aiokafka import TopicPartition
+from prometheus_client import Gauge
 
 from ess_common.kafka import OffsetCommittingConsumer
-from ess_sink.consume import BatchDecoder, DecodedBatch, Record, collect_batch
-from ess_sink.store import BatchAbandonedError, ClusterStore
+from ess_sink.checkpoint import Checkpoint
+from ess_sink.consume import BatchDecoder, Record, collect_batch
+from ess_sink.store import BatchAbandonedError
 
 log = logging.getLogger(__name__)
-
-# write + dead-letter + commit one batch of a lane (`SinkService.checkpoint`)
-Checkpoint = Callable[[DecodedBatch, "Lane", asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def lane_of(tp: TopicPartition, lanes: int) -> int:
@@ -47,24 +45,36 @@ class Lane:
         self,
         index: int,
         lanes: int,
+        *,
         consumer: OffsetCommittingConsumer,
-        store: ClusterStore,
-        on_pause_change: Callable[[], None],
+        checkpoint: Checkpoint,
+        decoder: BatchDecoder,
+        max_rows: int,
+        max_wait_s: float,
+        paused_partitions: Gauge,
     ) -> None:
+        """`paused_partitions`: the gauge (of this sink's cluster) of paused partitions."""
         self.index = index
         self.lanes = lanes
         self.consumer = consumer
-        self.store = store
+        self.checkpoint = checkpoint
         self.paused = False
-        self.last_commit = time.monotonic()  # set by the checkpoint after an offset commit
-        self._on_pause_change = on_pause_change
-        self._inflight: asyncio.Task[None] | None = None  # the batch being written
+        self._decoder = decoder
+        self._max_rows = max_rows
+        self._max_wait_s = max_wait_s
+        self._paused_partitions = paused_partitions
+        self._inflight: asyncio.Task[bool] | None = None  # the batch being written
+
+    @property
+    def last_commit(self) -> float:
+        """`time.monotonic()` of this lane's last offset commit (or of its start)."""
+        return self.checkpoint.last_commit
 
     def partitions(self) -> list[TopicPartition]:
         """This lane's share of the current assignment."""
         return [tp for tp in self.consumer.assignment() if lane_of(tp, self.lanes) == self.index]
 
-    # -- what `collect_batch` and `ClusterStore` call ---------------------------------------
+    # -- what `collect_batch` and `ClusterStore` (through the checkpoint) call ---------------
 
     async def getmany(
         self, timeout_ms: int = 500, max_records: int | None = None
@@ -89,34 +99,32 @@ class Lane:
     def database_down(self) -> None:
         self.consumer.pause(self.partitions())
         self.paused = True
-        self._on_pause_change()
+        self._paused_partitions.set(len(self.consumer.paused()))
 
     def database_up(self) -> None:
         self.consumer.resume(self.partitions())
         self.paused = False
-        self._on_pause_change()
+        self._paused_partitions.set(len(self.consumer.paused()))
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def run(
-        self,
-        stop: asyncio.Event,
-        decoder: BatchDecoder,
-        checkpoint: Checkpoint,
-        max_rows: int,
-        max_wait_s: float,
-    ) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         """Collect, write, commit, until stop; then finish (or abandon) the batch in hand."""
         try:
             while not stop.is_set():
                 batch = await collect_batch(
-                    self, decoder, max_rows, max_wait_s, stop=stop, writing=self._writing
+                    self,
+                    self._decoder,
+                    self._max_rows,
+                    self._max_wait_s,
+                    stop=stop,
+                    writing=self._writing,
                 )
                 if self._inflight is not None and not await self._settle(self._inflight):
                     return
                 self._inflight = None
                 if batch.last_offsets:
-                    self._inflight = asyncio.create_task(checkpoint(batch, self, stop))
+                    self._inflight = asyncio.create_task(self.checkpoint.commit(batch, stop, self))
             if self._inflight is not None:
                 await self._settle(self._inflight)
         finally:
@@ -128,7 +136,7 @@ class Lane:
     def _writing(self) -> bool:
         return self._inflight is not None and not self._inflight.done()
 
-    async def _settle(self, task: asyncio.Task[None]) -> bool:
+    async def _settle(self, task: asyncio.Task[bool]) -> bool:
         """Wait for the batch being written; False if it was abandoned."""
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)

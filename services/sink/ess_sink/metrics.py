@@ -1,7 +1,8 @@
-"""Prometheus metrics of the sink, registered on an injected registry.
+"""Prometheus metrics of the sink and its replay worker, registered on an injected registry.
 
 Labels are bounded: cluster (2), table (4), partition (the topics' partition
-count), reason (the DLQ reasons), kind (`db_errors.KINDS`).
+count), reason (the DLQ reasons), kind (`db_errors.KINDS`), outcome (completed,
+failed).
 """
 
 from __future__ import annotations
@@ -65,5 +66,49 @@ class SinkMetrics:
             "ess_sink_last_commit_timestamp_seconds",
             "Unix time of the last committed batch",
             ("cluster",),
+            registry=registry,
+        )
+
+
+class ReplayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "ess_sink_replay_requests_total",
+            "Replay requests for this cluster by outcome (completed, failed)",
+            ("cluster", "outcome"),
+            registry=registry,
+        )
+        self.messages = Counter(
+            "ess_sink_replay_messages_read_total",
+            "Kafka messages read by replays",
+            ("cluster", "table"),
+            registry=registry,
+        )
+        self.inserted = Counter(
+            "ess_sink_replay_rows_inserted_total",
+            "Rows a replay inserted (they were missing)",
+            ("cluster", "table"),
+            registry=registry,
+        )
+        self.present = Counter(
+            "ess_sink_replay_rows_present_total",
+            "Rows a replay found already present",
+            ("cluster", "table"),
+            registry=registry,
+        )
+        self.active = Gauge(
+            "ess_sink_replay_active", "1 while a replay runs", ("cluster",), registry=registry
+        )
+        self.progress = Gauge(
+            "ess_sink_replay_progress_ratio",
+            "Messages read / planned upper bound of the running replay",
+            ("cluster",),
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "ess_sink_replay_duration_seconds",
+            "Time to serve one replay request",
+            ("cluster",),
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200),
             registry=registry,
         )

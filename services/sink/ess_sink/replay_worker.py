@@ -10,27 +10,33 @@ are never touched: the data is read with a group-less consumer.
 For each request it publishes `ReplayStatus` messages on the control topic
 (started, progress every few seconds, completed or failed) and logs the
 outcome; metrics count requests, messages and rows.
+
+Failures branch on `ReplayError.retriable`: a retriable one (Kafka stalled
+mid-replay) is tried again after the shared backoff, up to
+`ESS_SINK_REPLAY_ATTEMPTS` tries; a non-retriable one (a request that cannot
+be served as asked) fails at once; a stop is never committed, so the request
+is served again after a restart. Kafka trouble outside a request is retried
+with the same backoff, never fatal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ess_common.db import DbTimeouts, connect
+from ess_common.backoff import Backoff, sleep_unless_stopped
+from ess_common.clusters import Cluster
 from ess_common.db_errors import DB_FAILURES
 from ess_common.http import Health
 from ess_common.kafka import OffsetCommittingConsumer, ReadingProducer
-from ess_common.kafka_offsets import offset_reader
 from ess_common.replay import (
     ControlDecodeError,
     ReplayRequest,
@@ -40,9 +46,9 @@ from ess_common.replay import (
     encode_control,
     utc_now,
 )
-from ess_common.settings import load_settings
 from ess_common.topics import replay_topic
-from ess_sink.settings import SinkSettings
+from ess_sink.metrics import ReplayMetrics
+from ess_sink.settings import ReplaySettings
 from ess_tables.replay import (
     ReplayCounts,
     ReplayError,
@@ -53,88 +59,42 @@ from ess_tables.replay import (
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = 5.0
 # A replay that meets these fails (status "failed"); the detector then checks the gap.
 _IO_ERRORS = (*DB_FAILURES, KafkaError)
 
 
-class ReplaySettings(BaseSettings):
-    """`ESS_SINK_REPLAY_*`: how a sink serves replay requests."""
+@dataclass(frozen=True)
+class ReplayClients:
+    """The worker's connections, made anew for every attempt (a stopped aiokafka client
+    cannot be started again); `ess_sink.bootstrap` builds them from the settings."""
 
-    model_config = SettingsConfigDict(env_prefix="ESS_SINK_REPLAY_", frozen=True, extra="ignore")
-
-    enabled: bool = True
-    group_id: str | None = Field(default=None, description="default: <sink group>-replay")
-    lateness_s: float = Field(default=120.0, ge=0, le=86400)
-    batch_records: int = Field(default=5000, ge=1, le=100_000)
-    status_interval_s: float = Field(default=2.0, gt=0)
-    idle_timeout_s: float = Field(default=30.0, gt=0)
-    max_request_age_s: float = Field(
-        default=86400.0, gt=0, description="older requests are skipped (e.g. a new group's backlog)"
-    )
-
-
-class ReplayMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "ess_sink_replay_requests_total",
-            "Replay requests for this cluster by outcome (completed, failed)",
-            ("cluster", "outcome"),
-            registry=registry,
-        )
-        self.messages = Counter(
-            "ess_sink_replay_messages_read_total",
-            "Kafka messages read by replays",
-            ("cluster", "table"),
-            registry=registry,
-        )
-        self.inserted = Counter(
-            "ess_sink_replay_rows_inserted_total",
-            "Rows a replay inserted (they were missing)",
-            ("cluster", "table"),
-            registry=registry,
-        )
-        self.present = Counter(
-            "ess_sink_replay_rows_present_total",
-            "Rows a replay found already present",
-            ("cluster", "table"),
-            registry=registry,
-        )
-        self.active = Gauge(
-            "ess_sink_replay_active", "1 while a replay runs", ("cluster",), registry=registry
-        )
-        self.progress = Gauge(
-            "ess_sink_replay_progress_ratio",
-            "Messages read / planned upper bound of the running replay",
-            ("cluster",),
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "ess_sink_replay_duration_seconds",
-            "Time to serve one replay request",
-            ("cluster",),
-            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200),
-            registry=registry,
-        )
+    control: Callable[[], OffsetCommittingConsumer]  # the control topic, the worker's group
+    status: Callable[[], ReadingProducer]  # publishes `ReplayStatus` messages
+    reader: Callable[[], AIOKafkaConsumer]  # group-less: reads the telemetry topics
+    database: Callable[[], Awaitable[asyncpg.Connection]]  # this sink's cluster
 
 
 class ReplayWorker:
     def __init__(
         self,
-        sink: SinkSettings,
-        registry: CollectorRegistry,
-        settings: ReplaySettings | None = None,
+        *,
+        cluster: Cluster,
+        topic_prefix: str,
+        group_id: str,
+        settings: ReplaySettings,
+        clients: ReplayClients,
+        metrics: ReplayMetrics,
+        backoff: Backoff,
     ) -> None:
-        self.sink = sink
-        self.settings = settings or load_settings(ReplaySettings)
-        self.cluster = sink.sink_cluster
-        self.metrics = ReplayMetrics(registry)
+        self.cluster = cluster
+        self.topic_prefix = topic_prefix
+        self.group_id = group_id
+        self.settings = settings
+        self.metrics = metrics
         self.served = 0
+        self._clients = clients
+        self._backoff = backoff
         self._running: str | None = None
-
-    @property
-    def group_id(self) -> str:
-        return self.settings.group_id or f"{self.sink.group_id}-replay"
 
     def health(self) -> Health:
         return Health(ok=True, detail={"replay_running": self._running, "replays": self.served})
@@ -148,25 +108,17 @@ class ReplayWorker:
             try:
                 await self._serve_requests(stop)
             except _IO_ERRORS as exc:
-                log.warning("replay worker: %s; retrying in %.0fs", exc, _RETRY_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), _RETRY_S)
+                delay = self._backoff.next_delay()
+                log.warning("replay worker: %s; retrying in %.1fs", exc, delay)
+                await sleep_unless_stopped(stop, delay)
             else:
                 return
 
     async def _serve_requests(self, stop: asyncio.Event) -> None:
-        s = self.sink
-        control = OffsetCommittingConsumer(
-            s.kafka_bootstrap,
-            self.group_id,
-            [replay_topic(s.topic_prefix)],
-            client_id=f"sink-{self.cluster}-replay",
-            max_poll_interval_ms=6 * 3600 * 1000,  # a long replay is not a dead member
-        )
-        status = ReadingProducer(s.kafka_bootstrap, s.topic_prefix)
-        async with control, status:
+        async with self._clients.control() as control, self._clients.status() as status:
             while not stop.is_set():
                 fetched = await control.getmany(timeout_ms=500, max_records=1)
+                self._backoff.reset()  # Kafka answers again
                 for tp, records in fetched.items():
                     for record in records:
                         try:
@@ -188,13 +140,8 @@ class ReplayWorker:
         if age > self.settings.max_request_age_s:
             log.info("skipped replay %s: requested %.0fs ago", message.id, age)
             return
-        s = self.sink
         try:
-            conn = await connect(
-                s.sink_dsn,
-                timeouts=DbTimeouts(s.sink_db_connect_timeout_s, s.sink_db_command_timeout_s),
-                application_name=f"sink-{self.cluster}-replay",
-            )
+            conn = await self._clients.database()
         except _IO_ERRORS as exc:
             reporter = _StatusReporter(self, message, status)
             reporter.send("failed", ReplayCounts(), f"database unreachable: {exc}"[:500])
@@ -219,36 +166,9 @@ class ReplayWorker:
         self._running = request.id
         self.metrics.active.labels(self.cluster).set(1)
         reporter = _StatusReporter(self, request, status)
-        reader = offset_reader(
-            self.sink.kafka_bootstrap, client_id=f"sink-{self.cluster}-replay-read"
-        )
         counts = ReplayCounts()
         try:
-            await reader.start()
-            try:
-                plan = await plan_replay(reader, request, self.sink.topic_prefix)
-                counts.messages_planned = plan.messages
-                reporter.send("started", counts)
-                log.info(
-                    "replay %s started: %s %s, up to %d messages",
-                    request.id,
-                    self.cluster,
-                    request.table,
-                    plan.messages,
-                    extra={"request_id": request.id, "reason": request.reason},
-                )
-                counts = await execute_replay(
-                    reader,
-                    conn,
-                    plan,
-                    lateness_s=self.settings.lateness_s,
-                    batch_records=self.settings.batch_records,
-                    idle_timeout_s=self.settings.idle_timeout_s,
-                    progress=reporter.progress,
-                    stop=stop,
-                )
-            finally:
-                await reader.stop()
+            counts = await self._replay(request, conn, reporter, counts, stop)
         except (ReplayError, *_IO_ERRORS) as exc:
             if isinstance(exc, ReplayInterruptedError):
                 raise
@@ -275,6 +195,63 @@ class ReplayWorker:
             extra={"request_id": request.id, "table": request.table},
         )
         return counts
+
+    async def _replay(
+        self,
+        request: ReplayRequest,
+        conn: asyncpg.Connection,
+        reporter: _StatusReporter,
+        counts: ReplayCounts,
+        stop: asyncio.Event,
+    ) -> ReplayCounts:
+        """Plan and execute; again, with a fresh reader and plan (the upserts make a second
+        pass harmless), after a retriable `ReplayError`, up to `attempts` tries."""
+        attempt = 0
+        while True:
+            attempt += 1
+            reader = self._clients.reader()
+            await reader.start()
+            try:
+                plan = await plan_replay(reader, request, self.topic_prefix)
+                counts.messages_planned = plan.messages
+                if attempt == 1:
+                    reporter.send("started", counts)
+                    log.info(
+                        "replay %s started: %s %s, up to %d messages",
+                        request.id,
+                        self.cluster,
+                        request.table,
+                        plan.messages,
+                        extra={"request_id": request.id, "reason": request.reason},
+                    )
+                return await execute_replay(
+                    reader,
+                    conn,
+                    plan,
+                    lateness_s=self.settings.lateness_s,
+                    batch_records=self.settings.batch_records,
+                    idle_timeout_s=self.settings.idle_timeout_s,
+                    progress=reporter.progress,
+                    stop=stop,
+                )
+            except ReplayError as exc:
+                if not exc.retriable or attempt >= self.settings.attempts:
+                    raise
+                failure = exc
+            finally:
+                await reader.stop()
+            delay = self._backoff.next_delay()
+            log.warning(
+                "replay %s: %s; try %d of %d in %.1fs",
+                request.id,
+                failure,
+                attempt + 1,
+                self.settings.attempts,
+                delay,
+                extra={"request_id": request.id},
+            )
+            if await sleep_unless_stopped(stop, delay):
+                raise ReplayInterruptedError("stopping before the replay finished") from failure
 
     def _account(self, request: ReplayRequest, counts: ReplayCounts) -> None:
         self.served += 1
@@ -307,7 +284,7 @@ class _StatusReporter:
         self._tasks.append(asyncio.create_task(self._publish(encode_control(msg))))
 
     async def _publish(self, payload: bytes) -> None:
-        topic = replay_topic(self._worker.sink.topic_prefix)
+        topic = replay_topic(self._worker.topic_prefix)
         ack = await self._producer.send_raw(topic, payload, self._worker.cluster.encode())
         await ack
 

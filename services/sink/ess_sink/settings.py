@@ -1,38 +1,19 @@
-"""Sink settings: one program, one instance per cluster (`ESS_SINK_CLUSTER`)."""
+"""Sink settings: one program, one instance per cluster (`ESS_SINK_CLUSTER`).
+
+`SinkSettings` (`ESS_SINK_*`) configures the write path, `ReplaySettings`
+(`ESS_SINK_REPLAY_*`) how the same sink serves replay requests.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
-from ess_common.settings import CommonSettings
-from ess_tables.schema import SchemaPolicies
+from ess_tables.settings import SchemaSettings
 
 THIRTY_DAYS_S = 30 * 24 * 3600
-
-
-class SchemaSettings(CommonSettings):
-    """What migrations need besides the DSNs (shared by the sink and `essctl db`)."""
-
-    model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
-
-    db_compress_after_s: float = Field(
-        default=7 * 24 * 3600, gt=0, description="compression policy (Timescale license only)"
-    )
-    db_retention_s: float | None = Field(
-        default=None, gt=0, description="retention policy (Timescale license only); None = keep"
-    )
-
-    @property
-    def policies(self) -> SchemaPolicies:
-        return SchemaPolicies(
-            compress_after=timedelta(seconds=self.db_compress_after_s),
-            retention=timedelta(seconds=self.db_retention_s) if self.db_retention_s else None,
-        )
 
 
 class SinkSettings(SchemaSettings):
@@ -69,3 +50,26 @@ class SinkSettings(SchemaSettings):
     @property
     def sink_dsn(self) -> SecretStr:
         return self.dsn(self.sink_cluster)
+
+
+class ReplaySettings(BaseSettings):
+    """`ESS_SINK_REPLAY_*`: how a sink serves replay requests."""
+
+    model_config = SettingsConfigDict(env_prefix="ESS_SINK_REPLAY_", frozen=True, extra="ignore")
+
+    enabled: bool = True
+    group_id: str | None = Field(default=None, description="default: <sink group>-replay")
+    lateness_s: float = Field(default=120.0, ge=0, le=86400)
+    batch_records: int = Field(default=5000, ge=1, le=100_000)
+    status_interval_s: float = Field(default=2.0, gt=0)
+    idle_timeout_s: float = Field(default=30.0, gt=0)
+    max_request_age_s: float = Field(
+        default=86400.0, gt=0, description="older requests are skipped (e.g. a new group's backlog)"
+    )
+    retry_initial_s: float = Field(
+        default=5.0, gt=0, le=600, description="first wait after Kafka or a stalled replay failed"
+    )
+    retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+    attempts: int = Field(
+        default=3, ge=1, le=100, description="tries of a request that stalls before it fails"
+    )

@@ -3,7 +3,7 @@
 Every operation runs through one retry loop. A failure the database can
 recover from (connection refused or lost, timeout, server shutting down, too
 many connections, ...) is counted by kind, the connection is dropped, the
-listener is told (the service pauses its partitions), and the operation is
+listener is told (the lane pauses its partitions), and the operation is
 tried again after a capped, jittered backoff with a fresh connection. The
 batch stays in memory; nothing is committed meanwhile. If stop is requested
 while the database is down the batch is abandoned (`BatchAbandonedError`): its
@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 from pydantic import SecretStr
 
-from ess_common.backoff import Backoff
+from ess_common.backoff import Backoff, sleep_unless_stopped
 from ess_common.db import DbTimeouts, connect
 from ess_common.db_errors import DB_FAILURES, classify
 from ess_common.logs import error_line
@@ -139,12 +139,10 @@ class ClusterStore:
                 if kind.outage:
                     self._note_outage(kind.kind, exc)
                     listener.database_down()  # every time: a rebalance may have added partitions
-                if stop.is_set():
-                    raise BatchAbandonedError(f"database unavailable ({kind.kind})") from exc
-                delay = self._backoff.next_delay()
-                log.info("database retry in %.1fs (%s: %s)", delay, kind.kind, error_line(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                if not stop.is_set():
+                    delay = self._backoff.next_delay()
+                    log.info("database retry in %.1fs (%s: %s)", delay, kind.kind, error_line(exc))
+                    await sleep_unless_stopped(stop, delay)
                 if stop.is_set():
                     raise BatchAbandonedError(f"database unavailable ({kind.kind})") from exc
                 continue

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ess_cache.read import CacheReader
+from ess_cache_layout.read import CacheReader
 from ess_common.model import DeviceId, PcsValues, RackValues, Reading
 from ess_common.settings import CommonSettings
 from helpers.cache import cache_settings, migrated, produce, redis_namespace, running_cache

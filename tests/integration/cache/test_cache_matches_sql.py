@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ess_cache.measures import MEASURES, RESOLUTIONS
-from ess_cache.read import describe
+from ess_cache_layout.measures import MEASURES, RESOLUTIONS
+from ess_cache_layout.read import describe
 from ess_common.model import TABLES, BankValues, Reading, Table
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet

@@ -17,6 +17,7 @@ from ess_common.clusters import Cluster
 from ess_common.kafka import ReadingProducer
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, seed_fleet
+from ess_sink.bootstrap import bootstrap
 from ess_sink.service import SinkService
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.disposable import DisposablePostgres, disposable_postgres
@@ -62,7 +63,7 @@ class _Sinks:
         config = sink_settings(
             self.base, cluster, self.dsns[cluster], self.prefix, self.groups[cluster], **FAST_RETRY
         )
-        service = self.services[cluster] = SinkService(config, CollectorRegistry())
+        service = self.services[cluster] = bootstrap(config, CollectorRegistry())
         stop = self.stops[cluster] = asyncio.Event()
         self.tasks[cluster] = asyncio.create_task(service.run(stop))
         return service

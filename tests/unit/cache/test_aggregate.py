@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from ess_cache.aggregate import Agg, aggregate_values, decode_bucket, encode_bucket, quantize
-from ess_cache.measures import MEASURES
+from ess_cache_layout.aggregate import Agg, aggregate_values, decode_bucket, encode_bucket, quantize
+from ess_cache_layout.measures import MEASURES
 
 
 def _merged(parts: list[Agg]) -> Agg:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from ess_cache.decode import ReadingDecoder
-from ess_cache.measures import MEASURES
+from ess_cache_layout.measures import MEASURES
 from ess_common.codec import DecodeError, decode_reading, encode_reading
 from ess_common.synthetic import readings, seed_fleet
 

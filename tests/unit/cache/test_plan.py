@@ -7,12 +7,12 @@ import struct
 
 import orjson
 
-from ess_cache.aggregate import quantize
 from ess_cache.decode import CacheReading
-from ess_cache.measures import MEASURES
 from ess_cache.plan import READING, WIDTH, PlanConfig, plan_calls
 from ess_cache.rules import Anomaly
 from ess_cache.window import Retention
+from ess_cache_layout.aggregate import quantize
+from ess_cache_layout.measures import MEASURES
 from ess_common.model import DeviceId
 
 CONFIG = PlanConfig(Retention({"1m": 60, "15m": 60, "1h": 60, "1d": 60}, 1, 3600), 100, 600, 3)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from ess_cache.aggregate import Agg, Bucket, aggregate_values, merge_into, quantize
-from ess_cache.keys import series_of
-from ess_cache.measures import RESOLUTIONS, bucket_start
 from ess_cache.rollup import MinuteRow, Rollup, hour_segments
 from ess_cache.window import Retention
+from ess_cache_layout.aggregate import Agg, Bucket, aggregate_values, merge_into, quantize
+from ess_cache_layout.keys import series_of
+from ess_cache_layout.measures import RESOLUTIONS, bucket_start
 from ess_common.model import DeviceId, Reading
 from ess_common.synthetic import Fleet, readings
 

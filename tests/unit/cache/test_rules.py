@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ess_cache.decode import CacheReading
-from ess_cache.measures import MEASURES
 from ess_cache.rules import AnomalyRules, RuleEvaluator, load_rules
+from ess_cache_layout.measures import MEASURES
 from ess_common.model import DeviceId
 from ess_common.settings import ConfigError
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from ess_cache.measures import DAY_S
 from ess_cache.settings import CacheSettings
 from ess_cache.window import Retention
+from ess_cache_layout.measures import DAY_S
 
 RETENTION = Retention({"1m": 3600, "15m": 86400, "1h": 86400, "1d": 86400}, 1, 3600)
 

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ess_cache.measures import MEASURES
+from ess_cache_layout.measures import MEASURES
 from ess_common.model import Table
 
 
@@ -49,7 +49,14 @@ class Agg:
             self.last, self.last_slot = o.last, o.last_slot
 
     def copy(self) -> Agg:
-        return Agg(
+        return Agg(*self.fields())
+
+    def mean(self, decimals: int) -> float:
+        return self.sum_q / float(10**decimals) / self.n
+
+    def fields(self) -> tuple[int, int, float, float, float, int, float, int]:
+        """`n, sum_q, min, max, first, first_slot, last, last_slot`: the blob's order."""
+        return (
             self.n,
             self.sum_q,
             self.min,
@@ -60,20 +67,8 @@ class Agg:
             self.last_slot,
         )
 
-    def mean(self, decimals: int) -> float:
-        return self.sum_q / float(10**decimals) / self.n
-
     def as_list(self) -> list[int | float]:
-        return [
-            self.n,
-            self.sum_q,
-            self.min,
-            self.max,
-            self.first,
-            self.first_slot,
-            self.last,
-            self.last_slot,
-        ]
+        return list(self.fields())
 
     @classmethod
     def from_list(cls, raw: list[int | float]) -> Agg:

@@ -14,9 +14,9 @@ import orjson
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from ess_cache.aggregate import Bucket, decode_bucket
-from ess_cache.keys import Keys, table_of_series
-from ess_cache.measures import MEASURES, RESOLUTION_BY_NAME, bucket_start
+from ess_cache_layout.aggregate import Bucket, decode_bucket
+from ess_cache_layout.keys import Keys, table_of_series
+from ess_cache_layout.measures import MEASURES, RESOLUTION_BY_NAME, bucket_start
 
 
 @dataclass(frozen=True)

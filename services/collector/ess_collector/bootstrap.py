@@ -1,0 +1,122 @@
+"""Wiring the collector: inventory, Modbus connections, devices, pollers, spool, publisher."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CollectorRegistry
+
+from ess_collector.device import Device, PollLimits
+from ess_collector.endpoint import EndpointPoller, ModbusConnection
+from ess_collector.inventory import DeviceConfig, Inventory
+from ess_collector.inventory_file import load_inventory
+from ess_collector.metrics import CollectorMetrics
+from ess_collector.modbus_client import ReadOnlyModbusClient
+from ess_collector.publisher import RawProducer, SpoolingPublisher
+from ess_collector.service import CollectorService
+from ess_collector.settings import CollectorSettings
+from ess_collector.spool import Spool
+from ess_common.backoff import Backoff
+from ess_common.kafka import ProducerOptions, ReadingProducer
+from ess_common.model import Reading
+
+ReadingObserver = Callable[[Reading], None]
+
+
+def bootstrap(
+    settings: CollectorSettings,
+    registry: CollectorRegistry,
+    *,
+    inventory: Inventory | None = None,
+    observers: Sequence[ReadingObserver] = (),
+    connection: Callable[[str, int], ModbusConnection] = ReadOnlyModbusClient,
+    producer: RawProducer | None = None,
+) -> CollectorService:
+    """The service for `settings`.
+
+    `inventory` defaults to the configured file; each of `observers` sees every
+    reading handed to the publisher (tests, benchmarks); `connection` (host,
+    port) and `producer` replace the Modbus and Kafka clients (unit tests).
+    """
+    s = settings
+    metrics = CollectorMetrics(registry)
+    inventory = inventory or load_inventory(s.collector_inventory)
+    spool = Spool(
+        s.collector_spool_dir, s.collector_spool_max_bytes, s.collector_spool_segment_bytes
+    )
+    publisher = SpoolingPublisher(
+        spool,
+        producer=producer or _kafka_producer(s),
+        metrics=metrics,
+        topic_prefix=s.topic_prefix,
+        max_in_flight=s.collector_max_in_flight,
+        retry=_backoff(s),
+    )
+    emit = _emitter(publisher, observers)
+    limits = PollLimits(
+        request_timeout_s=s.collector_request_timeout_s,
+        max_registers=s.collector_max_registers_per_read,
+        gap_fill=s.collector_gap_fill,
+    )
+    endpoints = [
+        EndpointPoller(
+            site.id,
+            endpoint,
+            client=connection(endpoint.host, endpoint.port),
+            devices=[_device(d, inventory, s) for d in endpoint.devices],
+            limits=limits,
+            connect_timeout_s=s.collector_connect_timeout_s,
+            reconnect=_backoff(s),
+            metrics=metrics,
+            emit=emit,
+            cycle_done=publisher.flush,
+        )
+        for site in inventory.sites
+        for endpoint in site.endpoints
+    ]
+    return CollectorService(
+        s,
+        registry,
+        inventory=inventory,
+        endpoints=endpoints,
+        publisher=publisher,
+    )
+
+
+def _kafka_producer(settings: CollectorSettings) -> ReadingProducer:
+    return ReadingProducer(
+        settings.kafka_bootstrap,
+        settings.topic_prefix,
+        ProducerOptions(
+            linger_ms=settings.collector_linger_ms,
+            compression=settings.collector_compression,
+            client_id="ess-collector",
+        ),
+    )
+
+
+def _device(config: DeviceConfig, inventory: Inventory, settings: CollectorSettings) -> Device:
+    maps = inventory.register_maps
+    register_map = maps[config.register_map] if config.register_map else None
+    return Device(config, register_map, _backoff(settings))
+
+
+def _backoff(settings: CollectorSettings) -> Backoff:
+    jitter = random.Random()  # noqa: S311 - jitter, not cryptography
+    return Backoff(settings.collector_backoff_initial_s, settings.collector_backoff_max_s, jitter)
+
+
+def _emitter(
+    publisher: SpoolingPublisher, observers: Sequence[ReadingObserver]
+) -> Callable[[Reading], None]:
+    if not observers:
+        return publisher.submit
+    watchers = tuple(observers)
+
+    def emit(reading: Reading) -> None:
+        publisher.submit(reading)
+        for observe in watchers:
+            observe(reading)
+
+    return emit

@@ -1,0 +1,147 @@
+"""The detector's access to both clusters: presence, table sizes, the loss report, gap copies.
+
+Every call goes through the cluster's `ClusterLink`. A cluster that is down,
+or a query that fails, answers None: the failure is counted and logged, the
+link reconnects next time, and the detector carries on with the other
+cluster, so one cluster down never stops the report on the other.
+
+`loss_report` is the detector's own table (daily figures of both clusters in
+each): created if missing, rows upserted, so a re-evaluated day overwrites.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ess_common.clusters import Cluster
+from ess_common.db_errors import DB_FAILURES
+from ess_common.logs import error_line
+from ess_common.model import Table
+from ess_gapdetector.metrics import GapMetrics
+from ess_tables.crosssync import SlotGap, SyncTotals, copy_gaps
+from ess_tables.links import ClusterLink
+from ess_tables.presence import presence, table_bytes
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOSS_REPORT_DDL = """
+CREATE TABLE IF NOT EXISTS loss_report (
+    period text NOT NULL,
+    period_start timestamptz NOT NULL,
+    period_end timestamptz NOT NULL,
+    cluster text NOT NULL,
+    table_name text NOT NULL,
+    site text NOT NULL,
+    device_id text NOT NULL,
+    expected bigint NOT NULL,
+    reached bigint NOT NULL,
+    present bigint NOT NULL,
+    source_loss_pct double precision NOT NULL,
+    sink_loss_pct double precision NOT NULL,
+    loss_pct double precision NOT NULL,
+    severity text NOT NULL,
+    table_bytes bigint,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (period, period_start, cluster, table_name, site, device_id)
+)
+"""
+
+_UPSERT = """
+INSERT INTO loss_report (period, period_start, period_end, cluster, table_name, site,
+    device_id, expected, reached, present, source_loss_pct, sink_loss_pct, loss_pct,
+    severity, table_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (period, period_start, cluster, table_name, site, device_id) DO UPDATE SET
+    period_end = EXCLUDED.period_end, expected = EXCLUDED.expected,
+    reached = EXCLUDED.reached, present = EXCLUDED.present,
+    source_loss_pct = EXCLUDED.source_loss_pct, sink_loss_pct = EXCLUDED.sink_loss_pct,
+    loss_pct = EXCLUDED.loss_pct, severity = EXCLUDED.severity,
+    table_bytes = EXCLUDED.table_bytes, computed_at = now()
+"""
+
+
+class LinkedClusters:
+    def __init__(self, links: Mapping[Cluster, ClusterLink], metrics: GapMetrics) -> None:
+        self.links = links
+        self.names: tuple[Cluster, ...] = tuple(links)
+        self._metrics = metrics
+
+    def up(self) -> list[Cluster]:
+        return [c for c, link in self.links.items() if link.up]
+
+    async def _ask(
+        self, cluster: Cluster, what: str, call: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T | None:
+        link = self.links[cluster]
+        conn = await link.get()
+        if conn is None:
+            return None
+        try:
+            return await call(conn)
+        except DB_FAILURES as exc:
+            self._metrics.cluster_errors.labels(cluster).inc()
+            log.warning("%s on %s failed: %s", what, cluster, error_line(exc))
+            link.failed()
+            return None
+
+    async def prepare(self) -> None:
+        """Create `loss_report` where it is missing (on every cluster reachable now)."""
+        for cluster in self.names:
+            await self._ask(cluster, "creating loss_report", _ensure_loss_report)
+
+    async def presence(
+        self,
+        cluster: Cluster,
+        table: Table,
+        start: datetime,
+        end: datetime,
+        devices: Collection[str] | None = None,
+    ) -> dict[str, int] | None:
+        return await self._ask(
+            cluster,
+            f"presence query of {table}",
+            lambda conn: presence(conn, table, start, end, devices=devices),
+        )
+
+    async def table_bytes(self, cluster: Cluster, table: Table) -> int | None:
+        return await self._ask(cluster, f"size of {table}", lambda conn: table_bytes(conn, table))
+
+    async def store_report(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert `rows` into `loss_report` on every reachable cluster."""
+
+        async def upsert(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await _ensure_loss_report(conn)
+                await conn.executemany(_UPSERT, rows)
+
+        for cluster in self.names:
+            await self._ask(cluster, "storing loss_report", upsert)
+
+    async def copy(
+        self, source: Cluster, target: Cluster, table: Table, gaps: list[SlotGap], chunk_rows: int
+    ) -> SyncTotals | None:
+        """Copy the rows of `gaps` from `source` to `target`; None when it could not."""
+        src, dst = await self.links[source].get(), await self.links[target].get()
+        if src is None or dst is None:
+            return None
+        try:
+            return await copy_gaps(src, dst, table, gaps, chunk_rows=chunk_rows)
+        except DB_FAILURES as exc:
+            # either side may have failed: each link sees a closed connection itself
+            log.warning("sync %s -> %s of %s failed: %s", source, target, table, error_line(exc))
+            return None
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.close()
+
+
+async def _ensure_loss_report(conn: asyncpg.Connection) -> None:
+    await conn.execute(LOSS_REPORT_DDL)
