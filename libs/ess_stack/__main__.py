@@ -66,6 +66,20 @@ class Stack:
             log.info("created topics: %s", ", ".join(created))
         return local if local == cloud else f"{local} (local) / {cloud} (cloud)"
 
+    def restart_postgres(self) -> None:
+        """Install what PostgreSQL lacks, restart both servers, prepare their databases."""
+        runtime = ensure_postgres(self.cfg)
+        for db in (self.db_local, self.db_cloud):
+            db.runtime = runtime
+            db.restart()
+        asyncio.run(self._prepare_databases())
+
+    async def _prepare_databases(self) -> None:
+        await asyncio.gather(
+            prepare_database(self.cfg, self.db_local.name, self.cfg.db_local_port),
+            prepare_database(self.cfg, self.db_cloud.name, self.cfg.db_cloud_port),
+        )
+
     def down(self) -> list[str]:
         return [c.name for c in reversed(self.components) if c.stop()]
 
@@ -101,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("env", help="print the connection settings (ESS_* variables)")
     sub.add_parser("reset", help="stop and delete the stack's data (not the caches)")
+    sub.add_parser(
+        "restart-postgres",
+        help="provision and restart only the two PostgreSQL servers (Kafka, Redis keep running)",
+    )
     sub.add_parser("run", help="start the stack and every service; live view; Ctrl-C stops")
     topics = sub.add_parser(
         "topics", help="create the pipeline's topics on ESS_KAFKA_BOOTSTRAP (compose, k8s)"
@@ -135,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print("created: " + (", ".join(created) if created else "all topics already existed"))
+        elif args.command == "restart-postgres":
+            stack.restart_postgres()
+            _print_status([db.status() for db in (stack.db_local, stack.db_cloud)], as_json=False)
         elif args.command == "reset":
             stack.reset()
             print("stack stopped and its data removed")

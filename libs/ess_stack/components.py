@@ -15,7 +15,13 @@ from typing import Protocol
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
 from ess_stack.procs import ManagedProcess, port_open, tail, wait_port
-from ess_stack.provision import PgRuntime, ensure_kafka, ensure_postgres, ensure_redis
+from ess_stack.provision import (
+    PgRuntime,
+    ensure_kafka,
+    ensure_postgres,
+    ensure_redis,
+    preload_libraries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +288,7 @@ class Postgres:
             "unix_socket_directories=",
             "-c",
             f"cluster_name=ess-{self.cfg.instance}-{self.name}",
-            *self._timescaledb_options(),
+            *self._preload_options(rt),
             "-c",
             "dynamic_shared_memory_type=mmap",  # no /dev/shm inside a plain chroot
             "-c",
@@ -306,17 +312,21 @@ class Postgres:
         self.proc.start(argv)
         await_ready(self.name, self.proc, self.cfg.host, self.port, self.cfg.ready_timeout_s)
 
-    def _timescaledb_options(self) -> list[str]:
-        if not self.timescaledb:
-            return []
-        return [
-            "-c",
-            "shared_preload_libraries=timescaledb",
-            "-c",
-            "timescaledb.telemetry_level=off",
-            "-c",
-            "timescaledb.max_background_workers=8",
-        ]
+    def _preload_options(self, rt: PgRuntime) -> list[str]:
+        """timescaledb, pg_stat_statements and pg_qualstats: those whose module is installed."""
+        libs = preload_libraries(rt, self.timescaledb)
+        options = ["-c", f"shared_preload_libraries={','.join(libs)}"]
+        if "timescaledb" in libs:
+            options += ["-c", "timescaledb.telemetry_level=off"]
+            options += ["-c", "timescaledb.max_background_workers=8"]
+        if "pg_qualstats" in libs:  # its default samples 1/max_connections of the queries
+            options += ["-c", "pg_qualstats.sample_rate=1"]
+        return options
+
+    def restart(self) -> None:
+        """Stop (fast shutdown) and start again, e.g. to load new preload libraries."""
+        self.stop()
+        self.start()
 
     def _initdb(self, rt: PgRuntime, datadir: str, host_dir: Path) -> None:
         host_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,21 @@ from ess_stack.errors import StackError
 log = logging.getLogger(__name__)
 
 PG_MAJOR = 17
-PG_PACKAGES = (f"postgresql-{PG_MAJOR}", f"postgresql-{PG_MAJOR}-timescaledb")
+# The index manager's extensions: HypoPG (hypothetical indexes) and pg_qualstats
+# (predicates actually used); pg_stat_statements ships with postgresql-17 itself.
+PG_EXTENSION_PACKAGES = (f"postgresql-{PG_MAJOR}-hypopg", f"postgresql-{PG_MAJOR}-pg-qualstats")
+PG_PACKAGES = (
+    f"postgresql-{PG_MAJOR}",
+    f"postgresql-{PG_MAJOR}-timescaledb",
+    *PG_EXTENSION_PACKAGES,
+)
+# Module file (in the PostgreSQL lib folder) -> the package that brings it.
+_EXTENSION_MODULES = {
+    "hypopg": f"postgresql-{PG_MAJOR}-hypopg",
+    "pg_qualstats": f"postgresql-{PG_MAJOR}-pg-qualstats",
+}
+# Loaded at server start when their module is installed (a missing one is skipped).
+PRELOAD_CANDIDATES = ("timescaledb", "pg_stat_statements", "pg_qualstats")
 
 _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -157,6 +171,14 @@ def ensure_postgres(cfg: StackConfig) -> PgRuntime:
     log_file = cfg.state / "logs" / "provision.log"
     native = PgRuntime(Path("/"))
     if Path(native.bindir, "postgres").exists() and _has_timescaledb(native):
+        missing = missing_extension_packages(native)
+        if missing and _host_is_suite(cfg.debian_suite):
+            apt_install("postgres", missing, log_file)
+        elif missing:
+            log.warning(
+                "postgres: %s not installed: the index manager says what it cannot do",
+                ", ".join(missing),
+            )
         return native
     if _host_is_suite(cfg.debian_suite):
         _no_default_cluster()
@@ -165,6 +187,9 @@ def ensure_postgres(cfg: StackConfig) -> PgRuntime:
     root = cfg.cache_dir / f"{cfg.debian_suite}-root"
     chroot = PgRuntime(root)
     if Path(chroot.host_path(chroot.bindir), "postgres").exists() and _has_timescaledb(chroot):
+        missing = missing_extension_packages(chroot)
+        if missing:  # a root cached before these packages were added
+            _chroot_install(chroot, missing, log_file)
         return chroot
     if shutil.which("debootstrap") is None:
         apt_install("postgres", ["debootstrap"], log_file)
@@ -191,9 +216,43 @@ def ensure_postgres(cfg: StackConfig) -> PgRuntime:
     return chroot
 
 
+def _libdir(rt: PgRuntime) -> Path:
+    return rt.host_path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
+
+
 def _has_timescaledb(rt: PgRuntime) -> bool:
-    libdir = rt.host_path(f"/usr/lib/postgresql/{PG_MAJOR}/lib")
-    return any(libdir.glob("timescaledb*.so"))
+    return any(_libdir(rt).glob("timescaledb*.so"))
+
+
+def missing_extension_packages(rt: PgRuntime) -> list[str]:
+    """The index manager's packages whose module is not installed in `rt`."""
+    libdir = _libdir(rt)
+    return [
+        pkg for module, pkg in _EXTENSION_MODULES.items() if not (libdir / f"{module}.so").exists()
+    ]
+
+
+def preload_libraries(rt: PgRuntime, timescaledb: bool = True) -> list[str]:
+    """`shared_preload_libraries` for a server of `rt`: the candidates whose module exists."""
+    libdir = _libdir(rt)
+    return [
+        lib
+        for lib in PRELOAD_CANDIDATES
+        if (timescaledb or lib != "timescaledb") and (libdir / f"{lib}.so").exists()
+    ]
+
+
+def _chroot_install(rt: PgRuntime, packages: list[str], log_file: Path) -> None:
+    """apt-get install inside the cached trixie root (its files only; running servers go on)."""
+    _require_root("postgres", f"installing {' '.join(packages)} into {rt.root}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    log.info("postgres: installing %s into the cached root %s", " ".join(packages), rt.root)
+    apt = ["chroot", str(rt.root), "apt-get"]
+    try:
+        _run("postgres", [*apt, "install", "-y", "-qq", *packages], log_file, env)
+    except StackError:  # the root's package lists are as old as the root: refresh once
+        _run("postgres", [*apt, "update", "-qq"], log_file, env)
+        _run("postgres", [*apt, "install", "-y", "-qq", *packages], log_file, env)
 
 
 def _no_default_cluster() -> None:

@@ -38,12 +38,27 @@ async def prepare_database(cfg: StackConfig, name: str, port: int) -> str:
     conn = await asyncpg.connect(cfg.dsn(port), timeout=5)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        await _index_manager_extensions(conn, name)
         version: str = await conn.fetchval(
             "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
         )
         return version
     finally:
         await conn.close()
+
+
+async def _index_manager_extensions(conn: asyncpg.Connection, name: str) -> None:
+    """pg_stat_statements, pg_qualstats and hypopg where installed (and preloaded if needed)."""
+    preloaded = await conn.fetchval("SELECT current_setting('shared_preload_libraries')")
+    for ext in ("pg_stat_statements", "pg_qualstats", "hypopg"):
+        available = await conn.fetchval(
+            "SELECT 1 FROM pg_available_extensions WHERE name = $1", ext
+        )
+        if not available or (ext != "hypopg" and ext not in preloaded):
+            log.warning("%s: %s is not available: `essctl index` works without it", name, ext)
+            continue
+        # The name comes from the fixed tuple above; CREATE EXTENSION takes no parameters.
+        await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
 
 
 async def create_topics(
