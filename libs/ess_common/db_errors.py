@@ -30,16 +30,17 @@ REJECTED = DbErrorClass("rejected", retriable=False, outage=False)
 OTHER = DbErrorClass("other", retriable=True)  # e.g. a missing table: an operator can fix it
 KINDS = ("connection", "timeout", "unavailable", "conflict", "rejected", "other")
 
-# Values the server (class 22 data exception, class 23 constraint violation) or
-# asyncpg's binary encoder (OverflowError: "value out of int16 range", ...)
-# refuses for one row. Nothing else is ever dropped.
-_ROW_REJECTIONS = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    OverflowError,
-    TypeError,
-    ValueError,
-)
+# Values the server refuses for one row: class 22 (data exception) and class 23
+# (constraint violation). Nothing else is ever dropped. `TypeError`/`ValueError`
+# are not here: raised while encoding a batch they mean our own code built a
+# wrong row, and bisecting would dead-letter the whole stream for a bug.
+_ROW_REJECTIONS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+def _encoder_refused_value(exc: BaseException) -> bool:
+    """asyncpg's binary encoder refusing an integer no column of that type can hold
+    (`OverflowError: value out of int16 range`): the row's data, as the server would."""
+    return isinstance(exc, OverflowError) and str(exc).startswith("value out of ")
 
 
 # First match wins: QueryCanceledError is also an OperatorInterventionError.
@@ -67,6 +68,8 @@ DB_FAILURES: tuple[type[BaseException], ...] = (
 
 def classify(exc: BaseException) -> DbErrorClass | None:
     """The class of a failure while talking to PostgreSQL; None if it is not a database error."""
+    if _encoder_refused_value(exc):
+        return REJECTED
     for types, kind in _RULES:
         if isinstance(exc, types):
             return kind
