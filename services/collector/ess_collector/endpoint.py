@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from ess_collector.device import Device, Health, PollLimits, PollResult, RegisterReader
 from ess_collector.inventory import EndpointConfig
 from ess_collector.metrics import CollectorMetrics
-from ess_collector.schedule import next_slot, overrun_slots, time_left_in_slot
+from ess_collector.schedule import next_slot, overrun_slots, stepped_back, time_left_in_slot
 from ess_collector.values import build_reading
 from ess_common.backoff import Backoff
 from ess_common.model import Reading
@@ -115,7 +115,9 @@ class EndpointPoller:
         try:
             while not stop.is_set():
                 slot = next_slot(time.time(), last_slot)
-                await _sleep_until(slot)
+                if not await _sleep_until(slot):
+                    self._clock_stepped(slot)
+                    continue
                 if stop.is_set():
                     break
                 try:
@@ -188,6 +190,14 @@ class EndpointPoller:
         meters.lateness.observe(max(0.0, result.read_at - slot))
         self._emit(reading)
 
+    def _clock_stepped(self, slot: int) -> None:
+        log.warning(
+            "%s: the wall clock stepped back %.0fs; polling follows it",
+            self.name,
+            slot - time.time(),
+        )
+        self._metrics.clock_steps.labels(self.site).inc()
+
     def _failure_counter(self, reason: str) -> Counter:
         counter = self._failures.get(reason)
         if counter is None:
@@ -239,7 +249,14 @@ class EndpointPoller:
                 return
 
 
-async def _sleep_until(slot: int) -> None:
-    """Sleep until the wall clock reaches `slot` (re-checked: timers may fire early)."""
-    while (delay := slot - time.time()) > 0:  # noqa: ASYNC110 - waits for an instant, not an event
-        await asyncio.sleep(delay)
+async def _sleep_until(slot: int) -> bool:
+    """Sleep until the wall clock reaches `slot` (re-checked: timers may fire early).
+
+    False, at once, when the clock stepped back (before or during the sleep) so
+    far that `slot` is more than `MAX_WAIT_S` away: the caller picks a new slot.
+    """
+    while (delay := slot - time.time()) > 0:
+        if stepped_back(slot, time.time()):
+            return False
+        await asyncio.sleep(min(delay, 1.0))
+    return True

@@ -46,6 +46,12 @@ class CollectorMetrics:
             ("site",),
             registry=registry,
         )
+        self.clock_steps = Counter(
+            "ess_collector_clock_steps_total",
+            "Wall-clock steps back beyond the schedule's wait, followed by the pollers",
+            ("site",),
+            registry=registry,
+        )
         self.readings = Counter(
             "ess_collector_readings_total",
             "Readings taken and spooled",
@@ -75,6 +81,11 @@ class CollectorMetrics:
         self.spool_dropped = Counter(
             "ess_collector_spool_dropped_total",
             "Readings dropped because the spool was full (drop-oldest policy)",
+            registry=registry,
+        )
+        self.spool_corrupt = Counter(
+            "ess_collector_spool_corrupt_total",
+            "Damaged spool records skipped (CRC or framing), the rest kept",
             registry=registry,
         )
         self.device_up = Gauge(

@@ -9,8 +9,14 @@ unacknowledged record, so a restart resends exactly what was not confirmed.
 
 While Kafka is unreachable, sends stall (aiokafka keeps retrying the batches
 in flight, idempotently, so they are never written twice) and readings pile
-up on disk; when Kafka returns they drain in order. A send that fails outright
-is retried from the spool after a backoff.
+up on disk; when Kafka returns they drain in order. A send that fails outright,
+or whose acknowledgement fails, is retried from the spool after the shared
+`Backoff` (reset by the next acknowledgement).
+
+Every record read from the spool is registered as unacknowledged before the
+first await that hands it to aiokafka (`send_raw` can wait for buffer room or
+metadata): the cursor is the first unacknowledged record, so it can never be
+persisted past a record that is still on its way.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import bisect
 import contextlib
 import functools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -28,7 +33,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from ess_collector.metrics import CollectorMetrics
-from ess_collector.spool import Spool, SpoolRecord
+from ess_collector.spool import Spool, SpoolRecord, fsync_and_close
 from ess_common.backoff import Backoff
 from ess_common.codec import encode_reading
 from ess_common.model import Reading
@@ -81,6 +86,8 @@ class SpoolingPublisher:
         self._to_resend: list[int] = []  # sorted sequence numbers whose send failed
         self._wakeup = asyncio.Event()
         self._dropped_reported = spool.dropped
+        self._corrupt_reported = 0
+        self._ack_failed = False  # an acknowledgement failed since the last resend
         self.kafka_ready = False
         self.last_ack_monotonic: float | None = None
         self._update_gauges()
@@ -135,20 +142,25 @@ class SpoolingPublisher:
     async def _send_forever(self) -> None:
         await self._start_producer()
         while True:
-            self.spool.flush()
+            if self._to_resend and self._ack_failed:
+                self._ack_failed = False
+                delay = self._retry.next_delay()
+                log.warning("Kafka refused acknowledgements; resending in %.1fs", delay)
+                await asyncio.sleep(delay)
             batch = self._next_batch()
             if not batch:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), _IDLE_WAIT_S)
                 continue
+            for record in batch:  # before any await: the cursor stays behind them
+                self._unacked.setdefault(record.seq, record)
             for index, record in enumerate(batch):
                 try:
                     ack = await self._producer.send_raw(record.topic, record.value, record.key)
                 except KafkaError as exc:
                     await self._send_failed(batch[index:], exc)
                     break
-                self._unacked[record.seq] = record
                 ack.add_done_callback(functools.partial(self._acked, record.seq))
 
     async def _start_producer(self) -> None:
@@ -179,7 +191,6 @@ class SpoolingPublisher:
         self.kafka_ready = False
         self._metrics.publish_errors.labels(type(exc).__name__).inc()
         for record in unsent:
-            self._unacked.setdefault(record.seq, record)  # new records are the newest: order holds
             self._schedule_resend(record.seq)
         delay = self._retry.next_delay()
         log.warning("sending to Kafka failed (%s); retry in %.1fs", exc, delay)
@@ -192,6 +203,7 @@ class SpoolingPublisher:
             self._metrics.publish_errors.labels(type(error).__name__).inc()
             if seq in self._unacked:
                 self._schedule_resend(seq)
+                self._ack_failed = True
             return
         record = self._unacked.pop(seq, None)
         if record is None:
@@ -220,23 +232,18 @@ class SpoolingPublisher:
         if dropped:
             self._metrics.spool_dropped.inc(dropped)
             self._dropped_reported = self.spool.dropped
+        corrupt = self.spool.corrupt - self._corrupt_reported
+        if corrupt:
+            self._metrics.spool_corrupt.inc(corrupt)
+            self._corrupt_reported = self.spool.corrupt
 
     async def _housekeeping(self) -> None:
-        """Commit acknowledged records, save the cursor, fsync the active segment."""
+        """Commit acknowledged records, save the cursor, fsync the segments (in a thread)."""
         last_sync = time.monotonic()
         while True:
             await asyncio.sleep(CURSOR_SAVE_INTERVAL_S)
             self._commit()
-            self.spool.save_cursor()
+            await asyncio.to_thread(self.spool.save_cursor)
             if time.monotonic() - last_sync >= SYNC_INTERVAL_S:
                 last_sync = time.monotonic()
-                handle = self.spool.sync_handle()
-                if handle is not None:
-                    await asyncio.to_thread(_fsync_and_close, handle)
-
-
-def _fsync_and_close(handle: int) -> None:
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+                await asyncio.to_thread(fsync_and_close, self.spool.sync_handles())

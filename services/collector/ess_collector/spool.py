@@ -4,8 +4,16 @@ Layout under the spool directory:
 
 - `<first seq, 20 digits>.seg`: segment files of records, appended in order.
   A record is `[body length u32][crc32 u32][topic len u16][key len u16]
-  topic key value`; the CRC finds a torn tail after a crash, which is cut off.
-- `cursor`: the sequence number of the first record Kafka has not acknowledged.
+  topic key value`; the CRC finds a torn tail after a crash, which is cut off,
+  and damaged records anywhere else: each damaged stretch is skipped up to the
+  next intact record, counted in `corrupt`, and takes one sequence number (the
+  same rule at recovery and when reading, so the cursor keeps its meaning).
+- `cursor`: the sequence number of the first record Kafka has not acknowledged,
+  written to a temporary file, fsynced, renamed, and the folder fsynced.
+
+Durability: a sealed segment's descriptor is kept until `sync_handles` hands
+it to the publisher's fsync thread (or `close` fsyncs it), so a rotation never
+leaves unsynced data behind; the active segment is fsynced the same way.
 
 Records are appended by the poller and read back, in order, by the publisher;
 `commit(seq)` says every record before `seq` is acknowledged, and segments
@@ -24,6 +32,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +83,7 @@ def encode_record(topic: str, key: bytes, value: bytes) -> bytes:
     return RECORD_HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
-def _read_record(stream: BinaryIO) -> tuple[bytes, int] | None:
+def _intact_record(stream: BinaryIO) -> tuple[bytes, int] | None:
     """(body, bytes consumed) of the next whole, intact record, else None."""
     header = stream.read(RECORD_HEADER.size)
     if len(header) < RECORD_HEADER.size:
@@ -86,6 +95,49 @@ def _read_record(stream: BinaryIO) -> tuple[bytes, int] | None:
     if len(body) < length or zlib.crc32(body) != crc:
         return None
     return body, RECORD_HEADER.size + length
+
+
+def _intact_at(data: bytes, offset: int) -> bool:
+    if offset + RECORD_HEADER.size > len(data):
+        return False
+    length: int
+    crc: int
+    length, crc = RECORD_HEADER.unpack_from(data, offset)
+    end = offset + RECORD_HEADER.size + length
+    return (
+        BODY_HEADER.size <= length <= MAX_RECORD_BYTES
+        and end <= len(data)
+        and zlib.crc32(data[offset + RECORD_HEADER.size : end]) == crc
+    )
+
+
+def _next_intact(data: bytes) -> int | None:
+    """Offset (> 0) of the first intact record in `data` after a damaged one at 0."""
+    if len(data) >= RECORD_HEADER.size:  # most often only the body is damaged
+        length: int = struct.unpack_from(">I", data)[0]
+        after = RECORD_HEADER.size + length
+        if length <= MAX_RECORD_BYTES and _intact_at(data, after):
+            return after
+    offset = 1
+    # a length below MAX_RECORD_BYTES starts with a zero byte: jump between those
+    while (offset := data.find(b"\x00", offset)) != -1:
+        if _intact_at(data, offset):
+            return offset
+        offset += 1
+    return None
+
+
+def _read_record(stream: BinaryIO) -> tuple[bytes | None, int] | None:
+    """The next record: (body, bytes) if intact, (None, bytes) for a damaged stretch
+    skipped up to the next intact record, None at the end (or a torn tail)."""
+    start = stream.tell()
+    found = _intact_record(stream)
+    if found is not None:
+        return found
+    stream.seek(start)
+    resume = _next_intact(stream.read())
+    stream.seek(start if resume is None else start + resume)
+    return None if resume is None else (None, resume)
 
 
 def _decode_body(seq: int, body: bytes) -> SpoolRecord:
@@ -106,6 +158,9 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.dropped = 0
+        self.corrupt = 0  # damaged records skipped (each a stretch up to an intact one)
+        self._unsynced: list[int] = []  # descriptors of sealed segments not fsynced yet
+        self._cursor_lock = threading.Lock()  # saved from the fsync thread and at close
         self._segments: list[_Segment] = []
         self._cursor = 0
         self._saved_cursor = -1
@@ -163,18 +218,21 @@ class Spool:
         if self._writer is not None:
             self._writer.flush()
 
-    def sync_handle(self) -> int | None:
-        """A duplicate descriptor of the active segment for `os.fsync` in a thread."""
-        if self._writer is None:
-            return None
-        self.flush()
-        return os.dup(self._writer.fileno())
+    def sync_handles(self) -> list[int]:
+        """Descriptors to `fsync_and_close` (in a thread): sealed segments, the active one."""
+        handles, self._unsynced = self._unsynced, []
+        if self._writer is not None:
+            self.flush()
+            handles.append(os.dup(self._writer.fileno()))
+        return handles
 
     def _active_segment(self, incoming: int) -> _Segment:
         active = self._segments[-1] if self._segments and self._writer is not None else None
         if active is not None and active.size + incoming <= self.segment_bytes:
             return active
         if self._writer is not None:
+            self._writer.flush()
+            self._unsynced.append(os.dup(self._writer.fileno()))
             self._writer.close()
         segment = _Segment(self._next_seq, self._segment_path(self._next_seq))
         self._writer = segment.path.open("ab", buffering=256 * 1024)
@@ -200,24 +258,36 @@ class Spool:
 
     def read(self, max_records: int, max_bytes: int = 4 << 20) -> list[SpoolRecord]:
         """The next records after the last ones returned, in order (flush first)."""
+        self.flush()
         records: list[SpoolRecord] = []
         budget = max_bytes
         while len(records) < max_records and budget > 0:
             stream = self._reader_stream()
-            if stream is None:
+            segment = self._reader_segment
+            if stream is None or segment is None:
                 break
-            position = stream.tell()
-            found = _read_record(stream)
-            if found is None:
-                stream.seek(position)
+            if self._read_seq >= segment.end_seq:  # read through
                 if not self._advance_reader():
                     break
                 continue
+            found = _read_record(stream)
+            if found is None:  # the file ends before its records do: damaged after writing
+                self._skip_corrupt(segment.end_seq - self._read_seq)
+                stream.seek(0, os.SEEK_END)
+                continue
             body, used = found
+            if body is None:
+                self._skip_corrupt(1)
+                continue
             records.append(_decode_body(self._read_seq, body))
             self._read_seq += 1
             budget -= used
         return records
+
+    def _skip_corrupt(self, count: int) -> None:
+        log.warning("spool: skipped %d damaged records at seq %d", count, self._read_seq)
+        self.corrupt += count
+        self._read_seq += count
 
     def _reader_stream(self) -> BinaryIO | None:
         if self._reader is not None:
@@ -274,15 +344,25 @@ class Spool:
 
     def save_cursor(self) -> None:
         """Persist the cursor (atomically) if it moved since the last save."""
-        if self._cursor == self._saved_cursor:
-            return
-        tmp = self.directory / f"{CURSOR_FILE}.tmp"
-        tmp.write_text(f"{self._cursor}\n")
-        tmp.replace(self.directory / CURSOR_FILE)
-        self._saved_cursor = self._cursor
+        with self._cursor_lock:
+            cursor = self._cursor
+            if cursor == self._saved_cursor:
+                return
+            tmp = self.directory / f"{CURSOR_FILE}.tmp"
+            with tmp.open("w") as stream:
+                stream.write(f"{cursor}\n")
+                stream.flush()
+                os.fsync(stream.fileno())
+            tmp.replace(self.directory / CURSOR_FILE)
+            folder = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+            self._saved_cursor = cursor
 
     def close(self) -> None:
-        self.flush()
+        fsync_and_close(self.sync_handles())
         self.save_cursor()
         self._close_reader()
         if self._writer is not None:
@@ -320,7 +400,17 @@ class Spool:
         with segment.path.open("r+b") as stream:
             while (found := _read_record(stream)) is not None:
                 segment.count += 1
-                segment.size += found[1]
+                segment.size += found[1]  # a damaged stretch keeps its seq; `read` counts it
             if stream.tell() != segment.size or segment.path.stat().st_size != segment.size:
                 log.warning("spool: cutting a torn record off %s", segment.path.name)
                 stream.truncate(segment.size)
+
+
+def fsync_and_close(handles: list[int]) -> None:
+    """Flush each descriptor's file to the disk, then close it (blocking: run in a thread)."""
+    try:
+        for handle in handles:
+            os.fsync(handle)
+    finally:
+        for handle in handles:
+            os.close(handle)

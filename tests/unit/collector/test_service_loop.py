@@ -23,12 +23,12 @@ from ess_collector.inventory import (
     RegisterMap,
     SiteConfig,
 )
-from ess_collector.modbus_frames import ReadFunction
 from ess_collector.planning import Space
 from ess_collector.settings import CollectorSettings
 from ess_common.codec import decode_reading
 from ess_common.model import Reading
 from ess_common.topics import telemetry_topic
+from helpers.collector_fakes import FakeModbus
 
 RACK_MAP = RegisterMap(
     table="rack",
@@ -55,33 +55,6 @@ INVENTORY = Inventory(
         )
     ],
 )
-
-
-class FakeModbus:
-    """A gateway whose unit `u` holds `500 + u` in every register."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.connected = False
-        self.closed = False
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    async def connect(self, timeout_s: float) -> None:
-        self.connected = True
-
-    async def close(self) -> None:
-        self.connected, self.closed = False, True
-
-    async def read(
-        self, function: ReadFunction, unit: int, address: int, count: int, timeout_s: float
-    ) -> list[int] | list[bool]:
-        return [500 + unit] * count
-
-    async def read_holding_registers(
-        self, unit: int, address: int, count: int, timeout_s: float
-    ) -> list[int]:
-        raise AssertionError("not a SunSpec device")
 
 
 class FakeKafka:
