@@ -1,0 +1,178 @@
+"""The query workload an index is chosen for, and the candidates it implies (pure, no I/O).
+
+A workload is a list of SELECT statements with how often each ran: from
+`pg_stat_statements` (normalised, `$n` placeholders), from a query log, or the
+project's own known query shapes when nothing is recorded. From each statement
+we take the columns it filters on, equality (`=`, `IN`, `= ANY`) or range
+(`<`, `<=`, `>`, `>=`, `BETWEEN`), and propose one composite index per
+statement: its equality columns first (the most used first), then the time
+column. Only names found in the table's catalog columns are ever matched, so
+nothing here turns query text into identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["eq", "range"]
+TIME_COLUMN = "ts"
+_OPERATOR = r"(?P<op>=\s*ANY\b|=|<=|>=|<(?!>)|>|\bBETWEEN\b|\bIN\s*\()"
+_LOG_STATEMENT = re.compile(r"(?:statement|execute [^:]*):\s*(?P<sql>.+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    calls: int = 1
+    source: str = "known"  # pg_stat_statements | log | known
+    name: str = ""  # known shapes have one ("dashboard per-device range", ...)
+
+
+@dataclass(frozen=True)
+class Predicate:
+    table: str
+    column: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Candidate:
+    table: str
+    columns: tuple[str, ...]
+    queries: tuple[Query, ...] = field(default=(), compare=False)
+
+    @property
+    def equality(self) -> tuple[str, ...]:
+        return self.columns[:-1] if self.columns[-1] == TIME_COLUMN else self.columns
+
+
+def tables_in(sql: str, tables: Iterable[str]) -> list[str]:
+    """Which of `tables` the statement reads (FROM or JOIN, optionally schema-qualified)."""
+    found = []
+    for table in tables:
+        pattern = rf'\b(?:FROM|JOIN)\s+(?:\w+\.)?"?{re.escape(table)}"?(?![\w.])'
+        if re.search(pattern, sql, re.IGNORECASE):
+            found.append(table)
+    return found
+
+
+def is_select(sql: str) -> bool:
+    """One SELECT (or WITH ... SELECT) statement: what may be explained and costed."""
+    body = sql.strip().rstrip(";").strip()
+    return bool(re.match(r"(SELECT|WITH)\b", body, re.IGNORECASE)) and ";" not in body
+
+
+def predicates(sql: str, columns: Mapping[str, Sequence[str]]) -> list[Predicate]:
+    """Filter predicates on the catalog `columns` of each table the statement reads."""
+    text = re.sub(r"'(?:[^']|'')*'", "''", sql)  # a literal can hold anything: blank it
+    where = re.split(r"\bWHERE\b", text, maxsplit=1, flags=re.IGNORECASE)
+    if len(where) < 2:
+        return []
+    found: list[Predicate] = []
+    for table in tables_in(text, columns):
+        for column in columns[table]:
+            pattern = rf'(?<![\w."])(?:\w+\.)?"?{re.escape(column)}"?\s*{_OPERATOR}'
+            kinds = {_kind(m.group("op")) for m in re.finditer(pattern, where[1], re.IGNORECASE)}
+            found.extend(Predicate(table, column, k) for k in sorted(kinds))
+    return found
+
+
+def _kind(op: str) -> Kind:
+    head = op.strip().upper()
+    return "eq" if head.startswith(("=", "IN")) else "range"
+
+
+def column_usage(
+    queries: Sequence[Query], columns: Mapping[str, Sequence[str]]
+) -> dict[str, Counter[tuple[str, Kind]]]:
+    """Per table: how often (calls) each column is filtered on, by kind."""
+    usage: dict[str, Counter[tuple[str, Kind]]] = {}
+    for query in queries:
+        for p in predicates(query.sql, columns):
+            usage.setdefault(p.table, Counter())[(p.column, p.kind)] += query.calls
+    return usage
+
+
+def candidates(queries: Sequence[Query], columns: Mapping[str, Sequence[str]]) -> list[Candidate]:
+    """One composite index per distinct filter shape: equality columns, then the time column."""
+    usage = column_usage(queries, columns)
+    shapes: dict[tuple[str, tuple[str, ...]], list[Query]] = {}
+    for query in queries:
+        by_table: dict[str, list[Predicate]] = {}
+        for p in predicates(query.sql, columns):
+            by_table.setdefault(p.table, []).append(p)
+        for table, preds in by_table.items():
+            order = list(columns[table])
+            equal = {p.column for p in preds if p.kind == "eq"}
+            ranged = {p.column for p in preds if p.kind == "range"} - equal
+            if not equal:
+                continue  # a pure time range: the hypertable's own time index serves it
+            key = usage[table]
+            cols = sorted(equal, key=lambda c: (-key[(c, "eq")], order.index(c)))
+            if TIME_COLUMN in ranged:
+                cols.append(TIME_COLUMN)
+            elif ranged:
+                cols.append(min(ranged, key=lambda c: (-key[(c, "range")], order.index(c))))
+            shapes.setdefault((table, tuple(cols)), []).append(query)
+    return [Candidate(t, cols, tuple(qs)) for (t, cols), qs in shapes.items()]
+
+
+def covering_index(candidate: Candidate, existing: Mapping[str, Sequence[str]]) -> str | None:
+    """The existing index with the same leading columns (equality ones in any order), if any."""
+    equal = set(candidate.equality)
+    n = len(candidate.equality)
+    tail = candidate.columns[n:]
+    for name, cols in existing.items():
+        if len(cols) < len(candidate.columns) or set(cols[:n]) != equal:
+            continue
+        if tuple(cols[n : n + len(tail)]) == tail:
+            return name
+    return None
+
+
+def parse_log(text: str) -> list[Query]:
+    """Statements from a query log: PostgreSQL's `LOG: statement: ...` lines, or plain SQL
+    separated by `;` (comments and blank lines ignored). Repeated statements are counted."""
+    statements: list[str] = []
+    if _LOG_STATEMENT.search(text):
+        for line in text.splitlines():
+            m = _LOG_STATEMENT.search(line)
+            if m:
+                statements.append(m.group("sql").strip().rstrip(";"))
+    else:
+        cleaned = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
+        statements = [s.strip() for s in cleaned.split(";") if s.strip()]
+    counts = Counter(" ".join(s.split()) for s in statements)
+    return [Query(sql, calls, "log") for sql, calls in counts.items() if is_select(sql)]
+
+
+def placeholders(sql: str, columns: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """`$n` -> (column, operator) for each placeholder compared with one of `columns`."""
+    found: dict[int, tuple[str, str]] = {}
+    for column in columns:
+        pattern = (
+            rf'(?<![\w."])(?:\w+\.)?"?{re.escape(column)}"?\s*(=\s*ANY|=|<=|>=|<|>)\s*\(?\s*\$(\d+)'
+        )
+        for m in re.finditer(pattern, sql, re.IGNORECASE):
+            found.setdefault(int(m.group(2)), (column, " ".join(m.group(1).upper().split())))
+    return found
+
+
+def parameter_count(sql: str) -> int:
+    return max((int(n) for n in re.findall(r"\$(\d+)", sql)), default=0)
+
+
+def why(candidate: Candidate, usage: Counter[tuple[str, Kind]]) -> str:
+    """In words: which filters the index serves and why its column order."""
+    eq = ", ".join(f"{c} = ({usage[(c, 'eq')]} calls)" for c in candidate.equality)
+    tail = candidate.columns[len(candidate.equality) :]
+    ranged = f"; then the range on {tail[0]} ({usage[(tail[0], 'range')]} calls)" if tail else ""
+    return (
+        f"queries on {candidate.table} filter on {eq}{ranged}: equality columns first, so one"
+        " index descent reaches exactly the matching rows"
+        + (", already in time order" if tail == (TIME_COLUMN,) else "")
+    )
