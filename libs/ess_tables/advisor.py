@@ -115,7 +115,7 @@ async def qualstats_usage(conn: asyncpg.Connection) -> dict[str, Counter[tuple[s
         " LEFT JOIN pg_inherits i ON i.inhrelid = q.lrelid"
         " LEFT JOIN pg_class p ON p.oid = i.inhparent"
         " WHERE q.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " GROUP BY 1, 2, 3"
+        " GROUP BY 1, 2, 3 HAVING sum(q.execution_count) > 0"  # EXPLAINs count 0
     )
     usage: dict[str, Counter[tuple[str, Kind]]] = {}
     for r in rows:
@@ -207,9 +207,9 @@ def node_types(plan: dict[str, Any]) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def hypothetical(
-    conn: asyncpg.Connection, table: TableInfo, columns: Sequence[str]
+    conn: asyncpg.Connection, table: TableInfo, columns: Sequence[str], include: Sequence[str]
 ) -> AsyncIterator[None]:
-    """`columns` as a hypothetical index on the table and each of its chunks."""
+    """`columns` (INCLUDE `include`) as a hypothetical index on the table and each chunk."""
     rels = [table.qualified]
     chunks = await conn.fetch(
         "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
@@ -218,6 +218,8 @@ async def hypothetical(
     )
     rels += [f"{quote_ident(r['nspname'])}.{quote_ident(r['relname'])}" for r in chunks]
     cols = ", ".join(quote_ident(c) for c in columns)  # catalog names only
+    if include:
+        cols += ") INCLUDE (" + ", ".join(quote_ident(c) for c in include)
     try:
         for rel in rels:
             await conn.fetch(
@@ -245,6 +247,7 @@ class Measured:
 class Suggestion:
     table: str
     columns: tuple[str, ...]
+    include: tuple[str, ...]
     why: str
     covered_by: str | None = None
     measured: list[Measured] = field(default_factory=list)
@@ -285,13 +288,15 @@ async def advise(
             usage = executed + Counter({k: v for k, v in usage.items() if k not in executed})
             sources.append("pg_qualstats")
     existing = await list_indexes(conn, table)
-    by_cols = {i.name: i.columns for i in existing if i.valid}
+    by_cols = {i.name: (i.columns, i.include) for i in existing if i.valid}
     values = await sample_values(conn, table, window)
     if ext.has("hypopg"):
         await _explain_function(conn)
     out = []
     for cand in candidates(mine, cols):
-        s = Suggestion(table.name, cand.columns, why(cand, usage), covering_index(cand, by_cols))
+        s = Suggestion(
+            table.name, cand.columns, cand.include, why(cand, usage), covering_index(cand, by_cols)
+        )
         if s.covered_by is None:
             if ext.has("hypopg"):
                 s.measured = await _measure(conn, table, cand, values)
@@ -312,7 +317,7 @@ async def _measure(
 ) -> list[Measured]:
     args = [bind(q.sql, table, values) for q in cand.queries]
     before = [await plan_of(conn, q.sql, a) for q, a in zip(cand.queries, args, strict=True)]
-    async with hypothetical(conn, table, cand.columns):
+    async with hypothetical(conn, table, cand.columns, cand.include):
         after = [await plan_of(conn, q.sql, a) for q, a in zip(cand.queries, args, strict=True)]
     return [
         Measured(q, b["Total Cost"], a["Total Cost"], node_types(b), node_types(a))

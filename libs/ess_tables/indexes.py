@@ -65,6 +65,7 @@ class IndexInfo:
     table: str
     name: str
     columns: tuple[str, ...]
+    include: tuple[str, ...]
     definition: str
     unique: bool
     constraint: str | None  # the constraint it backs (the natural key), if any
@@ -130,7 +131,7 @@ SELECT ic.relname AS name, pg_get_indexdef(ix.indexrelid) AS definition,
        ARRAY(SELECT a.attname FROM unnest(ix.indkey) WITH ORDINALITY AS k(attnum, n)
              JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum
              ORDER BY k.n) AS columns,
-       pg_relation_size(ix.indexrelid) AS size,
+       ix.indnkeyatts AS nkey, pg_relation_size(ix.indexrelid) AS size,
        coalesce(s.idx_scan, 0) AS scans, coalesce(s.idx_tup_read, 0) AS tuples
 FROM pg_index ix JOIN pg_class ic ON ic.oid = ix.indexrelid
 LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = ix.indexrelid
@@ -166,7 +167,8 @@ async def list_indexes(conn: asyncpg.Connection, table: TableInfo) -> list[Index
             IndexInfo(
                 table=table.name,
                 name=r["name"],
-                columns=tuple(r["columns"]),
+                columns=tuple(r["columns"][: r["nkey"]]),
+                include=tuple(r["columns"][r["nkey"] :]),
                 definition=r["definition"],
                 unique=r["is_unique"],
                 constraint=r["constraint_name"],
@@ -192,6 +194,7 @@ async def chunk_count(conn: asyncpg.Connection, table: TableInfo) -> int:
 class CreatePlan:
     table: TableInfo
     columns: tuple[str, ...]
+    include: tuple[str, ...]
     name: str
     chunks: int
 
@@ -199,39 +202,50 @@ class CreatePlan:
     def sql(self) -> str:
         cols = ", ".join(quote_ident(c) for c in self.columns)
         target = f"{quote_ident(self.name)} ON {self.table.qualified} ({cols})"
+        if self.include:
+            target += f" INCLUDE ({', '.join(quote_ident(c) for c in self.include)})"
         if self.table.hypertable:
             return f"CREATE INDEX {target} WITH (timescaledb.transaction_per_chunk)"
         return f"CREATE INDEX CONCURRENTLY {target}"
 
 
-def index_name(table: str, columns: Sequence[str]) -> str:
-    name = f"{table}_{'_'.join(columns)}_idx"
+def index_name(table: str, columns: Sequence[str], covering: bool = False) -> str:
+    tail = "_cov_idx" if covering else "_idx"
+    name = f"{table}_{'_'.join(columns)}{tail}"
     if len(name) > 63:
-        name = f"{table}_{'_'.join(c[:6] for c in columns)}_idx"[:63]
+        name = f"{table}_{'_'.join(c[:6] for c in columns)}"[: 63 - len(tail)] + tail
     return name
 
 
-async def plan_create(conn: asyncpg.Connection, table: str, columns: Sequence[str]) -> CreatePlan:
+async def plan_create(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[str],
+    include: Sequence[str] = (),
+) -> CreatePlan:
     """The checked request, or IndexRefusedError saying why."""
-    for column in columns:
+    for column in (*columns, *include):
         plain_identifier("column", column)
     info = await table_info(conn, table)
-    if not columns or len(columns) > MAX_COLUMNS:
-        raise IndexRefusedError(f"give 1 to {MAX_COLUMNS} columns: refused, nothing was run")
-    if len(set(columns)) != len(columns):
+    if not columns or len(columns) > MAX_COLUMNS or len(include) > MAX_COLUMNS:
+        raise IndexRefusedError(
+            f"give 1 to {MAX_COLUMNS} columns (and at most {MAX_COLUMNS} to include):"
+            " refused, nothing was run"
+        )
+    if len(set(columns) | set(include)) != len(columns) + len(include):
         raise IndexRefusedError("a column is named twice: refused, nothing was run")
-    unknown = [c for c in columns if c not in info.columns]
+    unknown = [c for c in (*columns, *include) if c not in info.columns]
     if unknown:
         raise IndexRefusedError(
             f"{table} has no column {', '.join(map(repr, unknown))}: refused, nothing was run"
         )
     for existing in await list_indexes(conn, info):
-        if existing.columns == tuple(columns):
+        if existing.columns == tuple(columns) and existing.include == tuple(include):
             raise IndexRefusedError(
                 f"{existing.name} already indexes {table} ({', '.join(columns)}): nothing to do"
             )
-    name = index_name(table, columns)
-    return CreatePlan(info, tuple(columns), name, await chunk_count(conn, info))
+    name = index_name(table, columns, bool(include))
+    return CreatePlan(info, tuple(columns), tuple(include), name, await chunk_count(conn, info))
 
 
 @dataclass(frozen=True)

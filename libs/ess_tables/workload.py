@@ -20,6 +20,7 @@ from typing import Literal
 
 Kind = Literal["eq", "range"]
 TIME_COLUMN = "ts"
+MAX_INCLUDE = 8  # wider than this, a covering index costs more than the heap reads it saves
 _OPERATOR = r"(?P<op>=\s*ANY\b|=|<=|>=|<(?!>)|>|\bBETWEEN\b|\bIN\s*\()"
 _LOG_STATEMENT = re.compile(r"(?:statement|execute [^:]*):\s*(?P<sql>.+)$", re.IGNORECASE)
 
@@ -43,6 +44,7 @@ class Predicate:
 class Candidate:
     table: str
     columns: tuple[str, ...]
+    include: tuple[str, ...] = ()  # the other columns the queries read: an index-only scan
     queries: tuple[Query, ...] = field(default=(), compare=False)
 
     @property
@@ -100,7 +102,7 @@ def column_usage(
 def candidates(queries: Sequence[Query], columns: Mapping[str, Sequence[str]]) -> list[Candidate]:
     """One composite index per distinct filter shape: equality columns, then the time column."""
     usage = column_usage(queries, columns)
-    shapes: dict[tuple[str, tuple[str, ...]], list[Query]] = {}
+    shapes: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Query]] = {}
     for query in queries:
         by_table: dict[str, list[Predicate]] = {}
         for p in predicates(query.sql, columns):
@@ -117,19 +119,36 @@ def candidates(queries: Sequence[Query], columns: Mapping[str, Sequence[str]]) -
                 cols.append(TIME_COLUMN)
             elif ranged:
                 cols.append(min(ranged, key=lambda c: (-key[(c, "range")], order.index(c))))
-            shapes.setdefault((table, tuple(cols)), []).append(query)
-    return [Candidate(t, cols, tuple(qs)) for (t, cols), qs in shapes.items()]
+            read = referenced_columns(query.sql, order)
+            include: tuple[str, ...] = ()
+            if read is not None and 0 < len(set(read) - set(cols)) <= MAX_INCLUDE:
+                include = tuple(c for c in read if c not in cols)
+            shapes.setdefault((table, tuple(cols), include), []).append(query)
+    return [Candidate(t, cols, inc, tuple(qs)) for (t, cols, inc), qs in shapes.items()]
 
 
-def covering_index(candidate: Candidate, existing: Mapping[str, Sequence[str]]) -> str | None:
-    """The existing index with the same leading columns (equality ones in any order), if any."""
+def referenced_columns(sql: str, columns: Sequence[str]) -> list[str] | None:
+    """Every catalog column the statement names (in table order); None for `SELECT *`."""
+    text = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    if re.search(r"(?:SELECT|\)|,)\s*\*", text, re.IGNORECASE):
+        return None
+    return [c for c in columns if re.search(rf'(?<![\w$])"?{re.escape(c)}"?(?!\w)', text)]
+
+
+def covering_index(
+    candidate: Candidate, existing: Mapping[str, tuple[Sequence[str], Sequence[str]]]
+) -> str | None:
+    """The existing index (name -> key columns, included columns) with the same leading
+    columns (equality ones in any order) that also holds every column to include."""
     equal = set(candidate.equality)
     n = len(candidate.equality)
     tail = candidate.columns[n:]
-    for name, cols in existing.items():
+    for name, (cols, included) in existing.items():
         if len(cols) < len(candidate.columns) or set(cols[:n]) != equal:
             continue
-        if tuple(cols[n : n + len(tail)]) == tail:
+        if tuple(cols[n : n + len(tail)]) != tail:
+            continue
+        if set(candidate.include) <= set(cols) | set(included):
             return name
     return None
 
@@ -175,4 +194,11 @@ def why(candidate: Candidate, usage: Counter[tuple[str, Kind]]) -> str:
         f"queries on {candidate.table} filter on {eq}{ranged}: equality columns first, so one"
         " index descent reaches exactly the matching rows"
         + (", already in time order" if tail == (TIME_COLUMN,) else "")
+        + (
+            f"; INCLUDE ({', '.join(candidate.include)}) holds every other column they read,"
+            " so an index-only scan never visits the table's pages (rows of one device are"
+            " spread over every page of a time range there)"
+            if candidate.include
+            else ""
+        )
     )

@@ -72,7 +72,8 @@ def register(groups: argparse._SubParsersAction[Parser]) -> None:
     c.set_defaults(handler=lambda a: _run(a, _suggest))
     c = cmds.add_parser("create", help="build an index without stopping ingest")
     c.add_argument("--table", required=True)
-    c.add_argument("--columns", required=True, type=lambda s: s.split(","))
+    c.add_argument("--columns", required=True, type=_names)
+    c.add_argument("--include", type=_names, default=[], help="covered (non-key) columns")
     c.add_argument("--cluster", type=cluster_or_all, default=cluster_or_all("local"))
     c.add_argument("--dry-run", action="store_true", help="print the statement, run nothing")
     c.set_defaults(handler=lambda a: _run(a, _create))
@@ -83,13 +84,18 @@ def register(groups: argparse._SubParsersAction[Parser]) -> None:
     c.set_defaults(handler=lambda a: _run(a, _drop))
     c = cmds.add_parser("bench", help="time the query shapes without and with an index")
     c.add_argument("--table", required=True)
-    c.add_argument("--columns", type=lambda s: s.split(","), help="default: the top suggestion")
+    c.add_argument("--columns", type=_names, help="default: the top suggestion")
+    c.add_argument("--include", type=_names, default=[], help="covered (non-key) columns")
     c.add_argument("--cluster", type=one_cluster, default="local")
     c.add_argument("--runs", type=int, default=5)
     c.add_argument("--window-min", type=int, default=60, help="time range of the shapes")
     c.add_argument("--keep", action="store_true", help="keep the index bench built")
     c.add_argument("--json", action="store_true")
     c.set_defaults(handler=lambda a: _run(a, _bench))
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",")]
 
 
 Command = Callable[[argparse.Namespace, CommonSettings], Coroutine[Any, Any, int]]
@@ -116,6 +122,10 @@ async def _connect(settings: CommonSettings, cluster: Cluster) -> asyncpg.Connec
 def _clusters(args: argparse.Namespace) -> tuple[Cluster, ...]:
     value = args.cluster
     return value if isinstance(value, tuple) else (value,)
+
+
+def _cols(r: dict[str, Any]) -> str:
+    return ",".join(r["columns"]) + (f" +({','.join(r['include'])})" if r["include"] else "")
 
 
 def _mb(n: int) -> str:
@@ -147,7 +157,7 @@ async def _list(args: argparse.Namespace, settings: CommonSettings) -> int:
             flags = [f for f, on in (("INVALID", not r["valid"]), ("unused", r["unused"])) if on]
             flags += [f"constraint {r['constraint']}"] if r["constraint"] else []
             print(
-                f"{r['table']:<6} {r['name']:<34} {','.join(r['columns']):<28}"
+                f"{r['table']:<6} {r['name']:<34} {_cols(r):<28}"
                 f" {_mb(r['size_bytes']):>10} {r['scans']:>8,} {r['tuples_read']:>12,}"
                 f"  {' '.join(flags)}".rstrip()
             )
@@ -193,7 +203,9 @@ def _print_advice(t: dict[str, Any]) -> None:
     if t["usage"]:
         print("  filters: " + ", ".join(f"{k} x{v}" for k, v in t["usage"].items()))
     for s in t["suggestions"]:
-        cols = ",".join(s["columns"])
+        cols = ",".join(s["columns"]) + (
+            f" INCLUDE {','.join(s['include'])}" if s["include"] else ""
+        )
         if s["covered_by"]:
             print(f"  ({cols}): not proposed, covered by {s['covered_by']}")
             continue
@@ -237,7 +249,10 @@ def _progress_printer(cluster: str) -> Callable[[BuildProgress], None]:
 async def _create(args: argparse.Namespace, settings: CommonSettings) -> int:
     conns = {c: await _connect(settings, c) for c in _clusters(args)}
     try:
-        plans = {c: await plan_create(conn, args.table, args.columns) for c, conn in conns.items()}
+        plans = {
+            c: await plan_create(conn, args.table, args.columns, args.include)
+            for c, conn in conns.items()
+        }
         for cluster, plan in plans.items():
             print(f"{cluster}: {plan.sql}")
             if args.dry_run:
@@ -274,11 +289,13 @@ async def _bench(args: argparse.Namespace, settings: CommonSettings) -> int:
     conn = await _connect(settings, cluster)
     try:
         table = await table_info(conn, args.table)
-        columns = args.columns or await _top_suggestion(conn, table)
+        columns, include = (args.columns, args.include)
+        if not columns:
+            columns, include = await _top_suggestion(conn, table)
         if not columns:
             print(f"{cluster}: no index to bench: nothing is proposed for {table.name}")
             return Exit.OK
-        plan = await plan_create(conn, table.name, columns)
+        plan = await plan_create(conn, table.name, columns, include)
         values = await sample_values(conn, table, timedelta(minutes=args.window_min))
         if values is None:
             print(f"{cluster}: {table.name} has no rows to bench on")
@@ -312,6 +329,7 @@ async def _bench(args: argparse.Namespace, settings: CommonSettings) -> int:
         "cluster": cluster,
         "index": info.name,
         "columns": list(plan.columns),
+        "include": list(plan.include),
         "kept": args.keep,
         "size_bytes": info.size_bytes,
         "queries": rows,
@@ -331,10 +349,12 @@ async def _bench(args: argparse.Namespace, settings: CommonSettings) -> int:
     return Exit.OK
 
 
-async def _top_suggestion(conn: asyncpg.Connection, table: TableInfo) -> list[str] | None:
+async def _top_suggestion(
+    conn: asyncpg.Connection, table: TableInfo
+) -> tuple[list[str], list[str]]:
     ext = await extensions(conn)
     queries = await _workload(conn, [table], None, ext.has("pg_stat_statements"))
     advice = await advise(conn, table, queries, ext)
     best = [s for s in advice.suggestions if s.proposed]
     best.sort(key=lambda s: -sum(m.cost_before - m.cost_after for m in s.measured))
-    return list(best[0].columns) if best else None
+    return (list(best[0].columns), list(best[0].include)) if best else ([], [])
