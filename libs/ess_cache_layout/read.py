@@ -93,6 +93,14 @@ class CacheReader:
             for doc in (orjson.loads(raw),)
         ]
 
+    async def newest_slot(self, site: str) -> int | None:
+        """The newest slot of any device of `site` (its devices' sorted set), None if none."""
+        top = cast(
+            "list[tuple[bytes, float]]",
+            await self.redis.zrevrange(self.keys.devices(site), 0, 0, withscores=True),
+        )
+        return int(top[0][1]) if top else None
+
     async def summary(self, site: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self.keys.summary(site))
         return orjson.loads(raw) if raw is not None else None

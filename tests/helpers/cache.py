@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -215,3 +216,23 @@ async def snapshot(url: str, prefix: str) -> dict[str, Any]:
 
 def buckets_of(snap: dict[str, Any], prefix: str) -> dict[tuple[str, str, int], Bucket]:
     return {parse_agg_key(k, prefix): v for k, v in snap.items() if k.startswith(f"{prefix}:agg:")}
+
+
+async def essctl_cache(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`essctl cache ARGS` as a process: its JSON document, or `{"text": stdout}`."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ess_ctl",
+        "cache",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    if "--json" in args:
+        doc: dict[str, Any] = orjson.loads(out)
+        return doc
+    return {"text": out.decode()}

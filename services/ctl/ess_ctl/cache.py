@@ -131,18 +131,41 @@ async def _latest(reader: CacheReader, args: argparse.Namespace) -> int:
     if args.site:
         summary = await reader.summary(args.site)
         entries = await reader.latest(args.site)
+        missing = [] if summary else [await _without_summary(reader, args.site)]
         if args.json:
-            _dump({"summary": summary, "devices": [e.reading for e in entries]})
+            _dump(
+                {"summary": summary, "without_summary": missing}
+                | {"devices": [e.reading for e in entries]}
+            )
         else:
-            _print_summaries([summary] if summary else [])
+            _print_summaries([summary] if summary else [], missing)
             _print_readings(entries)
         return Exit.OK
-    summaries = [s for site in await reader.sites() if (s := await reader.summary(site))]
-    _dump({"sites": summaries}) if args.json else _print_summaries(summaries)
+    summaries, missing = [], []
+    for site in await reader.sites():
+        if summary := await reader.summary(site):
+            summaries.append(summary)
+        else:
+            missing.append(await _without_summary(reader, site))
+    if args.json:
+        _dump({"sites": summaries, "without_summary": missing})
+    elif not summaries and not missing:
+        print("the cache holds no site (empty, or flushed and not rebuilt yet)")
+    else:
+        _print_summaries(summaries, missing)
     return Exit.OK
 
 
-def _print_summaries(summaries: list[dict[str, Any]]) -> None:
+async def _without_summary(reader: CacheReader, site: str) -> dict[str, Any]:
+    """A site whose summary expired (the cache service stopped computing them)."""
+    newest = await reader.newest_slot(site)
+    age = None if newest is None else int(time.time()) - newest
+    return {"site": site, "newest_slot": newest, "age_s": age}
+
+
+def _print_summaries(
+    summaries: list[dict[str, Any]], missing: list[dict[str, Any]] | None = None
+) -> None:
     print(
         f"{'site':<12} {'devices':>7} {'stale':>5} {'pcs kW':>10} {'rack SoC min/mean/max':>23}"
         f"  {'hottest module':<30} worst cell spread"
@@ -160,6 +183,13 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
             f"{s['site']:<12} {s['devices']:>7} {len(s['stale']):>5} {power_text:>10}"
             f" {soc_text:>23}  {hot_text:<30} {spread_text}"
         )
+    for m in missing or []:
+        newest = (
+            f"newest data {m['age_s']} s old ({_iso(m['newest_slot'])})"
+            if m["newest_slot"] is not None
+            else "no device data"
+        )
+        print(f"{m['site']:<12} no summary (expired: is the cache service running?); {newest}")
 
 
 def _print_readings(entries: list[Any]) -> None:

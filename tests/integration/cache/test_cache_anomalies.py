@@ -3,21 +3,24 @@ a site of normal devices raises nothing; the site summary reflects the latest re
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ess_cache_layout.read import CacheReader
 from ess_common.model import DeviceId, PcsValues, RackValues, Reading
 from ess_common.settings import CommonSettings
-from helpers.cache import cache_settings, migrated, produce, redis_namespace, running_cache
+from helpers.cache import (
+    cache_settings,
+    essctl_cache,
+    migrated,
+    produce,
+    redis_namespace,
+    running_cache,
+)
 from helpers.common import DatabaseFactory
 
 SECONDS = 40
@@ -134,8 +137,8 @@ async def test_each_rule_fires_once_on_its_case_and_normal_data_stays_quiet(
         finally:
             await reader.close()
         env = {**os.environ, "ESS_REDIS_URL": ns.url, "ESS_CACHE_KEY_PREFIX": ns.prefix}
-        cli_feed = await _essctl(env, "anomalies", "--site", "rough", "--json")
-        cli_agg = await _essctl(
+        cli_feed = await essctl_cache(env, "anomalies", "--site", "rough", "--json")
+        cli_agg = await essctl_cache(
             env,
             "agg",
             "--site",
@@ -150,8 +153,8 @@ async def test_each_rule_fires_once_on_its_case_and_normal_data_stays_quiet(
             "soc",
             "--json",
         )
-        cli_latest = await _essctl(env, "latest", "--site", "calm", "--json")
-        cli_table = await _essctl(env, "anomalies", "--site", "rough")
+        cli_latest = await essctl_cache(env, "latest", "--site", "calm", "--json")
+        cli_table = await essctl_cache(env, "anomalies", "--site", "rough")
 
     threshold = {
         (e.device, e.rule): (e.slot, e.value, e.limit) for e in rough if e.rule != "device_stale"
@@ -192,22 +195,3 @@ async def test_each_rule_fires_once_on_its_case_and_normal_data_stays_quiet(
     }
     assert "rough/bank1/rack6" in cli_table["text"]
     assert "soc_jump" in cli_table["text"]
-
-
-async def _essctl(env: dict[str, str], *args: str) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ess_ctl",
-        "cache",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    if "--json" in args:
-        doc: dict[str, Any] = orjson.loads(out)
-        return doc
-    return {"text": out.decode()}
