@@ -36,12 +36,17 @@ async def publish_request(
 class StatusTail:
     def __init__(self, bootstrap: str, topic_prefix: str, client_id: str) -> None:
         self.topic = replay_topic(topic_prefix)
+        self._bootstrap = bootstrap
+        self._client_id = client_id
         self._consumer = offset_reader(bootstrap, client_id=client_id)
         self._started = False
 
     async def start(self) -> None:
+        """Start (again: a failed or stopped client is replaced by a new one)."""
+        await self.stop()
+        self._consumer = offset_reader(self._bootstrap, client_id=self._client_id)
+        self._started = True  # so that stop() closes a half-started client
         await self._consumer.start()
-        self._started = True
         partitions = await assign_topics(self._consumer, [self.topic])
         await self._consumer.seek_to_end(*partitions)
 

@@ -110,3 +110,14 @@ async def kafka_covers(
     """Whether Kafka still holds every record written at or after `since`."""
     oldest = await earliest_retained_time(consumer, partitions)
     return oldest is None or oldest <= since
+
+
+async def group_committed(admin: Any, group: str, topic: str) -> dict[int, int]:
+    """partition -> committed offset of consumer group `group` on `topic` (`admin` is an
+    `AIOKafkaAdminClient`); a partition the group never committed is absent."""
+    found: Mapping[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+    return {
+        tp.partition: meta.offset
+        for tp, meta in found.items()
+        if tp.topic == topic and meta.offset >= 0
+    }

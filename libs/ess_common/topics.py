@@ -26,3 +26,8 @@ def table_of_topic(topic: str, prefix: str = "ess") -> Table:
         if topic == telemetry_topic(table, prefix):
             return table
     raise ValueError(f"{topic!r} is not a telemetry topic under prefix {prefix!r}")
+
+
+def registry_topic(prefix: str = "ess") -> str:
+    """The fleet registry's records (compacted, keyed by device or site)."""
+    return f"{prefix}.fleet.registry"

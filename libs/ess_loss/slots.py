@@ -88,6 +88,43 @@ class SlotTracker:
         # (table, device) -> [first, last] slot seen, for who is expected in a window
         self._seen_span: dict[tuple[Table, str], list[int]] = {}
         self._valid_keys: dict[str, str] = {}
+        # (table, partition, slice start) -> [lowest, highest] offset carrying a slot of it
+        self.slice_offsets: dict[tuple[Table, int, int], list[int]] = {}
+        # (table, device) -> the partition its messages are on (keyed by device)
+        self.partition_of: dict[tuple[Table, str], int] = {}
+
+    def note_offsets(
+        self, table: Table, partition: int, found: Iterable[tuple[str, int, int]]
+    ) -> None:
+        """Remember where (device, slot, offset) triples were: for lag-aware loss and
+        offset-range replays."""
+        offsets = self.slice_offsets
+        touch = self.touch_s
+        parts = self.partition_of
+        for device, slot, offset in found:
+            key = (table, partition, slot - slot % touch)
+            span = offsets.get(key)
+            if span is None:
+                offsets[key] = [offset, offset]
+            elif offset > span[1]:
+                span[1] = offset
+            elif offset < span[0]:
+                span[0] = offset
+            parts[(table, device)] = partition
+
+    def offset_span(
+        self, table: Table, partition: int, start_s: int, end_s: int
+    ) -> tuple[int, int] | None:
+        """`[first, last + 1)` of the offsets on `partition` that carried slots of the window."""
+        lo: int | None = None
+        hi = -1
+        first = start_s - start_s % self.touch_s
+        for slice_start in range(first, end_s, self.touch_s):
+            span = self.slice_offsets.get((table, partition, slice_start))
+            if span is not None:
+                lo = span[0] if lo is None else min(lo, span[0])
+                hi = max(hi, span[1])
+        return None if lo is None else (lo, hi + 1)
 
     def device_is_valid(self, table: Table, device: str) -> bool:
         """Whether `device` is a well-formed key of a `table` device (cached)."""
@@ -174,8 +211,56 @@ class SlotTracker:
             del self._blocks[k]
         for k in [k for k in self.touched if k[1] + self.touch_s <= cutoff_s]:
             del self.touched[k]
+        for o in [o for o in self.slice_offsets if o[2] + self.touch_s <= cutoff_s]:
+            del self.slice_offsets[o]
         return len(old)
 
     @property
     def block_count(self) -> int:
         return len(self._blocks)
+
+    # -- a snapshot that survives a restart (stored in the clusters by the detector) ----
+
+    def segments_touched_since(self, since: float, segment_s: int) -> set[tuple[Table, int]]:
+        """(table, segment start) of every segment with a new slot after `since`."""
+        return {(t, s - s % segment_s) for (t, s), at in self.touched.items() if at > since}
+
+    def segment_bits(self, table: Table, segment_start: int, segment_s: int) -> dict[str, bytes]:
+        """Every device's seen slots of `[segment_start, + segment_s)` as little-endian bytes."""
+        found: dict[str, bytes] = {}
+        for device in self.devices(table, segment_start, segment_start + segment_s):
+            bits = self.bits(table, device, segment_start, segment_start + segment_s)
+            if bits:
+                found[device] = bits.to_bytes((segment_s + 7) // 8, "little")
+        return found
+
+    def snapshot_segment_s(self) -> int:
+        """The unit of the snapshot: an hour, or the block when blocks are shorter."""
+        return min(self.block_s, 3600)
+
+    def restore_segment(
+        self, table: Table, device: str, segment_start: int, raw: bytes, now: float
+    ) -> None:
+        """OR a stored segment's slots back in (touching its slices, so windows are due)."""
+        bits = int.from_bytes(raw, "little")
+        if not bits:
+            return
+        offset = segment_start % self.block_s
+        block = self._blocks.setdefault((table, segment_start - offset), _Block())
+        stored = block.devices.get(device)
+        if stored is None:
+            stored = block.devices[device] = bytearray((self.block_s + 7) // 8)
+        lo = offset >> 3  # segments are byte-aligned inside their block (3600 = 450 * 8)
+        merged = int.from_bytes(stored[lo : lo + len(raw)], "little") | bits
+        stored[lo : lo + len(raw)] = merged.to_bytes(len(raw), "little")
+        first = segment_start + (bits & -bits).bit_length() - 1
+        last = segment_start + bits.bit_length() - 1
+        span = self._seen_span.setdefault((table, device), [first, last])
+        span[0], span[1] = min(span[0], first), max(span[1], last)
+        for slice_start in range(segment_start, last + 1, self.touch_s):
+            if (bits >> (slice_start - segment_start)) & full_mask_of(self.touch_s):
+                self.touched.setdefault((table, slice_start), now)
+
+
+def full_mask_of(length: int) -> int:
+    return (1 << length) - 1

@@ -13,7 +13,7 @@ from ess_common.db import DbTimeouts
 from ess_common.kafka import ReadingProducer
 from ess_gapdetector.clusters import LinkedClusters
 from ess_gapdetector.heal import Healer
-from ess_gapdetector.kafka_feed import ReplayPublisher, SlotFeed, TopicRetention
+from ess_gapdetector.kafka_feed import ReplayPublisher, SinkProgress, SlotFeed, TopicRetention
 from ess_gapdetector.metrics import GapMetrics
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
@@ -29,7 +29,9 @@ def bootstrap(settings: GapDetectorSettings, registry: CollectorRegistry) -> Gap
     clusters = LinkedClusters(
         {c: ClusterLink(c, s.dsn(c), timeouts, "gapdetector") for c in s.gap_clusters}, metrics
     )
-    requests = ReplayPublisher(ReadingProducer(s.kafka_bootstrap, s.topic_prefix), s.topic_prefix)
+    requests = ReplayPublisher(
+        lambda: ReadingProducer(s.kafka_bootstrap, s.topic_prefix), s.topic_prefix
+    )
     healer = Healer(
         clusters,
         metrics,
@@ -38,6 +40,7 @@ def bootstrap(settings: GapDetectorSettings, registry: CollectorRegistry) -> Gap
         coalesce_s=s.gap_coalesce_s,
         replay_timeout_s=s.gap_replay_timeout_s,
         sync_chunk_rows=s.gap_sync_chunk_rows,
+        tracker=tracker,
     )
     feed = SlotFeed(
         s.kafka_bootstrap,
@@ -57,4 +60,7 @@ def bootstrap(settings: GapDetectorSettings, registry: CollectorRegistry) -> Gap
         requests=requests,
         clusters=clusters,
         healer=healer,
+        sink_groups=SinkProgress(
+            s.kafka_bootstrap, s.topic_prefix, {c: s.sink_group(c) for c in s.gap_clusters}
+        ),
     )

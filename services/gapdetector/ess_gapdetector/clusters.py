@@ -23,9 +23,12 @@ from ess_common.db_errors import DB_FAILURES
 from ess_common.logs import error_line
 from ess_common.model import Table
 from ess_gapdetector.metrics import GapMetrics
+from ess_gapdetector.state import DetectorState, load_state, save_state, saved_at
+from ess_loss.service_time import FleetRegistry
 from ess_tables.crosssync import SlotGap, SyncTotals, copy_gaps
 from ess_tables.links import ClusterLink
 from ess_tables.presence import presence, table_bytes
+from ess_tables.registry import load as load_registry
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +56,22 @@ CREATE TABLE IF NOT EXISTS loss_report (
 )
 """
 
+# columns added with the fleet registry (lag-aware loss, maintenance, site time zones)
+LOSS_REPORT_COLUMNS = (
+    "ALTER TABLE loss_report ADD COLUMN IF NOT EXISTS pending bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE loss_report ADD COLUMN IF NOT EXISTS maintenance bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE loss_report ADD COLUMN IF NOT EXISTS time_zone text NOT NULL DEFAULT 'UTC'",
+    "ALTER TABLE loss_report ADD COLUMN IF NOT EXISTS final boolean NOT NULL DEFAULT true",
+)
+
 _UPSERT = """
 INSERT INTO loss_report (period, period_start, period_end, cluster, table_name, site,
     device_id, expected, reached, present, source_loss_pct, sink_loss_pct, loss_pct,
-    severity, table_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    severity, table_bytes, pending, maintenance, time_zone, final)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (period, period_start, cluster, table_name, site, device_id) DO UPDATE SET
+    pending = EXCLUDED.pending, maintenance = EXCLUDED.maintenance,
+    time_zone = EXCLUDED.time_zone, final = EXCLUDED.final,
     period_end = EXCLUDED.period_end, expected = EXCLUDED.expected,
     reached = EXCLUDED.reached, present = EXCLUDED.present,
     source_loss_pct = EXCLUDED.source_loss_pct, sink_loss_pct = EXCLUDED.sink_loss_pct,
@@ -124,6 +137,50 @@ class LinkedClusters:
         for cluster in self.names:
             await self._ask(cluster, "storing loss_report", upsert)
 
+    async def registry(self) -> FleetRegistry | None:
+        """The fleet registry of the first cluster that answers (both hold the same)."""
+        for cluster in self.names:
+            found = await self._ask(cluster, "reading the fleet registry", load_registry)
+            if found is not None:
+                return found
+        return None
+
+    async def save_state(self, group: str, state: DetectorState, forget_before_s: int) -> bool:
+        """Save on every reachable cluster; False where it could not (retried later)."""
+        saved = True
+        for cluster in self.names:
+            done = await self.save_state_on(cluster, group, state, forget_before_s)
+            saved = saved and done
+        return saved
+
+    async def save_state_on(
+        self, cluster: Cluster, group: str, state: DetectorState, forget_before_s: int
+    ) -> bool:
+        async def save(conn: asyncpg.Connection) -> bool:
+            await save_state(conn, group, state, forget_before_s)
+            return True
+
+        return bool(await self._ask(cluster, "saving the detector's state", save))
+
+    async def load_state(
+        self, group: str, since_s: int, tables: tuple[Table, ...]
+    ) -> DetectorState | None:
+        """The newest saved state of any reachable cluster."""
+        newest: tuple[datetime, Cluster] | None = None
+        for cluster in self.names:
+            at = await self._ask(
+                cluster, "reading the detector's state", lambda c: saved_at(c, group)
+            )
+            if at is not None and (newest is None or at > newest[0]):
+                newest = (at, cluster)
+        if newest is None:
+            return None
+        return await self._ask(
+            newest[1],
+            "loading the detector's state",
+            lambda conn: load_state(conn, group, since_s, tables),
+        )
+
     async def copy(
         self, source: Cluster, target: Cluster, table: Table, gaps: list[SlotGap], chunk_rows: int
     ) -> SyncTotals | None:
@@ -145,3 +202,5 @@ class LinkedClusters:
 
 async def _ensure_loss_report(conn: asyncpg.Connection) -> None:
     await conn.execute(LOSS_REPORT_DDL)
+    for ddl in LOSS_REPORT_COLUMNS:
+        await conn.execute(ddl)

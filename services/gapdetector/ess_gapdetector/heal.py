@@ -9,11 +9,17 @@ are split in two:
 - slots it did not see in Kafka (so another cluster holds them), or all of
   them once Kafka no longer holds the window: copied from the other cluster.
 
-A request is checked when the sink reports it finished, or after a timeout:
-what is still missing is copied from the other cluster if it has it, and
-whatever remains after that is counted and logged as a gap that did not
-close. Source loss is never touched: nothing is invented. Windows in which a gap
-closed are handed back (`take_healed`) so the service evaluates them again.
+Requests name at most `MAX_DEVICES_PER_REQUEST` devices: a fleet-wide gap
+becomes several requests. A request is checked when the sink reports it
+finished, or after a timeout. When a time-range replay completed without
+closing the gap (a reading the collector spooled long behind live traffic has
+a record time far after its slot, past the replay's lateness allowance), the
+healer escalates once to offset-range replays over the offsets that carried
+the window's slots (from the tracker). What is still missing after that is
+copied from the other cluster if it has it, and whatever remains is counted
+and logged as a gap that did not close. Source loss is never touched: nothing
+is invented. Windows in which a gap closed are handed back (`take_healed`) so
+the service evaluates them again.
 """
 
 from __future__ import annotations
@@ -26,12 +32,19 @@ from datetime import UTC, datetime
 
 from ess_common.clusters import Cluster
 from ess_common.model import Table
-from ess_common.replay import ReplayRequest, ReplayStatus, SlotRange
+from ess_common.replay import (
+    MAX_DEVICES_PER_REQUEST,
+    OffsetRange,
+    ReplayRequest,
+    ReplayStatus,
+    SlotRange,
+)
 from ess_gapdetector.evaluate import WindowResult
 from ess_gapdetector.metrics import GapMetrics
 from ess_gapdetector.ports import ClusterAccess
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import bits_in, coalesce, runs_of_set_bits
+from ess_loss.slots import SlotTracker
 from ess_tables.crosssync import gaps_from_bits
 
 log = logging.getLogger(__name__)
@@ -75,6 +88,7 @@ class Healer:
         replay_timeout_s: float = 600.0,
         sync_chunk_rows: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
+        tracker: SlotTracker | None = None,
     ) -> None:
         self.clusters = clusters
         self.metrics = metrics
@@ -84,6 +98,7 @@ class Healer:
         self.replay_timeout_s = replay_timeout_s
         self.sync_chunk_rows = sync_chunk_rows
         self.clock = clock
+        self.tracker = tracker  # where slots were in Kafka: for offset-range escalation
         self.pending: dict[str, PendingReplay] = {}
         self.history = HealLog()
         self._healed: list[tuple[Table, Window]] = []
@@ -133,37 +148,42 @@ class Healer:
     ) -> None:
         runs = [run for bits in missing.values() for run in runs_of_set_bits(bits)]
         for lo, hi in coalesce(runs, self.coalesce_s):
-            part = {d: bits_in(b, lo, hi) for d, b in missing.items() if bits_in(b, lo, hi)}
-            request = ReplayRequest(
-                cluster=cluster,
-                table=table,
-                slots=SlotRange(
-                    start=datetime.fromtimestamp(window.start_s + lo, UTC),
-                    end=datetime.fromtimestamp(window.start_s + hi, UTC),
-                ),
-                devices=tuple(sorted(part)),
-                reason="sink_loss",
-                requested_by="gapdetector",
+            in_range = {d: bits_in(b, lo, hi) for d, b in missing.items() if bits_in(b, lo, hi)}
+            slots = SlotRange(
+                start=datetime.fromtimestamp(window.start_s + lo, UTC),
+                end=datetime.fromtimestamp(window.start_s + hi, UTC),
             )
-            await self.publish(request)
-            slots = sum(b.bit_count() for b in part.values())
-            self.pending[request.id] = PendingReplay(
-                request, window, part, self.clock() + self.replay_timeout_s
-            )
-            self.history.requests.append(request)
-            self.history.trim()
-            self.metrics.replay_requests.labels(cluster, table).inc()
-            self.metrics.pending_replays.set(len(self.pending))
-            log.info(
-                "replay requested for %d missing slots of %d devices: %s %s %s .. %s",
-                slots,
-                len(part),
-                cluster,
-                table,
-                request.slots.start.isoformat() if request.slots else "",
-                request.slots.end.isoformat() if request.slots else "",
-                extra={"request_id": request.id, "cluster": cluster, "table": table},
-            )
+            for part in device_chunks(in_range):
+                request = ReplayRequest(
+                    cluster=cluster,
+                    table=table,
+                    slots=slots,
+                    devices=tuple(sorted(part)),
+                    reason="sink_loss",
+                    requested_by="gapdetector",
+                )
+                await self._publish(request, window, part)
+
+    async def _publish(self, request: ReplayRequest, window: Window, part: dict[str, int]) -> None:
+        cluster, table = request.cluster, request.table
+        await self.publish(request)
+        slots = sum(b.bit_count() for b in part.values())
+        self.pending[request.id] = PendingReplay(
+            request, window, part, self.clock() + self.replay_timeout_s
+        )
+        self.history.requests.append(request)
+        self.history.trim()
+        self.metrics.replay_requests.labels(cluster, table).inc()
+        self.metrics.pending_replays.set(len(self.pending))
+        log.info(
+            "replay requested for %d missing slots of %d devices: %s %s %s",
+            slots,
+            len(part),
+            cluster,
+            table,
+            _range_text(request),
+            extra={"request_id": request.id, "cluster": cluster, "table": table},
+        )
 
     async def on_status(self, status: ReplayStatus) -> None:
         pending = self.pending.get(status.request_id)
@@ -201,7 +221,48 @@ class Healer:
         if not left:
             self._closed(req.cluster, req.table, pending.window, "replay", pending.missing)
             return
+        if req.slots is not None and await self._escalate(req, pending.window, left):
+            return
         await self._sync_and_check(req.cluster, req.table, pending.window, left)
+
+    async def _escalate(self, req: ReplayRequest, window: Window, left: dict[str, int]) -> bool:
+        """Offset-range replays for what a time-range replay left open; False when the
+        offsets are not known (then the caller falls back to a sync)."""
+        if self.tracker is None:
+            return False
+        by_partition: dict[int, dict[str, int]] = {}
+        for device, bits in left.items():
+            partition = self.tracker.partition_of.get((req.table, device))
+            if partition is not None:
+                by_partition.setdefault(partition, {})[device] = bits
+        asked = False
+        for partition, missing in sorted(by_partition.items()):
+            span = self.tracker.offset_span(req.table, partition, window.start_s, window.end_s)
+            if span is None:
+                continue
+            for part in device_chunks(missing):
+                request = ReplayRequest(
+                    cluster=req.cluster,
+                    table=req.table,
+                    offsets=OffsetRange(
+                        partition=partition, start_offset=span[0], end_offset=span[1]
+                    ),
+                    devices=tuple(sorted(part)),
+                    reason="sink_loss",
+                    requested_by="gapdetector",
+                )
+                log.info(
+                    "time-range replay %s left %d slots open: escalating to offsets",
+                    req.id,
+                    sum(b.bit_count() for b in part.values()),
+                )
+                await self._publish(request, window, part)
+                asked = True
+        located = {d for part in by_partition.values() for d in part}
+        unknown = {d: b for d, b in left.items() if d not in located}
+        if unknown:
+            await self._sync_and_check(req.cluster, req.table, window, unknown)
+        return asked
 
     async def _sync_and_check(
         self, cluster: Cluster, table: Table, window: Window, missing: dict[str, int]
@@ -284,3 +345,20 @@ class Healer:
             extra={"cluster": cluster, "table": table, "how": how},
         )
         self._healed.append((table, window))
+
+
+def device_chunks(missing: dict[str, int]) -> list[dict[str, int]]:
+    """`missing` split into parts of at most `MAX_DEVICES_PER_REQUEST` devices."""
+    devices = sorted(missing)
+    return [
+        {d: missing[d] for d in devices[i : i + MAX_DEVICES_PER_REQUEST]}
+        for i in range(0, len(devices), MAX_DEVICES_PER_REQUEST)
+    ]
+
+
+def _range_text(request: ReplayRequest) -> str:
+    if request.slots is not None:
+        return f"{request.slots.start.isoformat()} .. {request.slots.end.isoformat()}"
+    assert request.offsets is not None
+    o = request.offsets
+    return f"partition {o.partition} offsets {o.start_offset} .. {o.end_offset}"

@@ -9,8 +9,27 @@ class GapMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.loss = Gauge(
             "ess_gapdetector_loss_ratio",
-            "Loss of the last evaluated window (kind: source, sink, total); site 'all' = table",
+            "Loss of the last evaluated window (kind: source, sink, total, pending);"
+            " site 'all' = table",
             ("cluster", "site", "table", "period", "kind"),
+            registry=registry,
+        )
+        # (cluster, table, period, zone) -> sites with gauges, to remove those that go
+        self.sites_shown: dict[tuple[str, str, str, str], set[str]] = {}
+        self.waiting = Gauge(
+            "ess_gapdetector_waiting",
+            "1 while the detector waits for a dependency (kafka, registry, clusters)",
+            ("what",),
+            registry=registry,
+        )
+        self.seconds_since_window = Gauge(
+            "ess_gapdetector_last_window_age_seconds",
+            "Time since a window was last evaluated",
+            registry=registry,
+        )
+        self.pending_windows = Gauge(
+            "ess_gapdetector_pending_windows",
+            "Windows a sink group has not passed yet (re-evaluated until final)",
             registry=registry,
         )
         self.windows = Counter(

@@ -6,27 +6,39 @@ pass in-memory fakes with the same shape.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from ess_common.clusters import Cluster
 from ess_common.model import Table
 from ess_common.replay import ReplayRequest, ReplayStatus
+from ess_gapdetector.state import DetectorState
+from ess_loss.service_time import FleetRegistry
 from ess_tables.crosssync import SlotGap, SyncTotals
 
 
 class SlotSource(Protocol):
     """Telemetry slots into the tracker, and how far behind Kafka the detector is."""
 
-    caught_up_at: float  # when the lag was last seen to be zero (epoch seconds)
+    caught_up_at: float  # latest moment whose end offsets the positions have passed
     lag: int
 
-    async def start(self, rebuild_from: datetime) -> None: ...
+    async def start(
+        self, rebuild_from: datetime, positions: Mapping[str, int] | None = None
+    ) -> None: ...
     async def stop(self) -> None: ...
     async def poll(self, timeout_ms: int) -> int: ...
     async def check_caught_up(self) -> int: ...
     async def commit(self) -> None: ...
+    async def positions(self) -> dict[str, int]: ...
+
+
+class SinkGroups(Protocol):
+    """How far each cluster's sink group has committed (partition -> offset)."""
+
+    async def committed(self, table: Table) -> dict[Cluster, dict[int, int]]: ...
+    async def close(self) -> None: ...
 
 
 class StatusSource(Protocol):
@@ -72,4 +84,11 @@ class ClusterAccess(Protocol):
     async def copy(
         self, source: Cluster, target: Cluster, table: Table, gaps: list[SlotGap], chunk_rows: int
     ) -> SyncTotals | None: ...
+    async def registry(self) -> FleetRegistry | None: ...
+    async def save_state_on(
+        self, cluster: Cluster, group: str, state: DetectorState, forget_before_s: int
+    ) -> bool: ...
+    async def load_state(
+        self, group: str, since_s: int, tables: tuple[Table, ...]
+    ) -> DetectorState | None: ...
     async def close(self) -> None: ...

@@ -8,6 +8,7 @@ the table's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -36,39 +37,70 @@ def log_fields(result: WindowResult, cluster: str, site: str, counts: SlotCounts
         "loss_pct": round(counts.total_pct, 4),
         "severity": counts.severity,
         "table_bytes": result.table_bytes.get(cluster),
+        "pending": counts.pending,
+        "maintenance": counts.maintenance,
+        "sink_lag_messages": result.sink_lag.get(cluster),
+        "final": result.final,
+        "time_zone": result.window.zone,
     }
 
 
+GAUGE_KINDS = ("source", "sink", "total", "pending")
+
+
 def publish(result: WindowResult, metrics: GapMetrics) -> None:
-    """Gauges and one log line per (cluster, site) of this window."""
+    """Gauges and one log line per (cluster, site) of this window.
+
+    A site with nothing expected any more (its devices retired, or all in
+    maintenance) loses its gauges instead of showing its last figures forever.
+    """
     w, table = result.window, result.table
     for cluster in result.clusters:
         sites = result.loss.by_site(cluster)
+        shown: set[str] = set()
         for site, counts in [*sorted(sites.items()), ("all", result.loss.total(cluster))]:
             if counts.expected == 0:
                 continue
-            for kind, value in (
-                ("source", counts.source_loss),
-                ("sink", counts.sink_loss),
-                ("total", counts.total_loss),
+            shown.add(site)
+            for kind, value in zip(
+                GAUGE_KINDS,
+                (counts.source_loss, counts.sink_loss, counts.total_loss, counts.pending),
+                strict=True,
             ):
                 metrics.loss.labels(cluster, site, table, w.period, kind).set(
                     value / counts.expected
                 )
             if site == "all":
                 continue
+            pending = f", {counts.pending} slots pending" if counts.pending else ""
             log.log(
                 _LEVEL[counts.severity],
-                "loss %s %s %s %s: %.3f %% (%s)",
+                "loss %s %s %s %s: %.3f %% (%s)%s",
                 w,
                 cluster,
                 site,
                 table,
                 counts.total_pct,
                 counts.severity,
+                pending,
                 extra=log_fields(result, cluster, site, counts),
             )
+        _drop_gauges_of_gone_sites(metrics, (cluster, table, w.period, w.zone), shown)
         metrics.windows.labels(table, w.period).inc()
+
+
+def _drop_gauges_of_gone_sites(
+    metrics: GapMetrics, key: tuple[str, str, str, str], shown: set[str]
+) -> None:
+    cluster, table, period, _ = key
+    for site in metrics.sites_shown.get(key, set()) - shown:
+        for kind in GAUGE_KINDS:
+            with contextlib.suppress(KeyError):
+                metrics.loss.remove(cluster, site, table, period, kind)
+        log.info(
+            "no device of %s %s is expected any more: its %s gauges removed", site, table, period
+        )
+    metrics.sites_shown[key] = shown
 
 
 def report_rows(result: WindowResult) -> list[tuple[Any, ...]]:
@@ -92,6 +124,10 @@ def report_rows(result: WindowResult) -> list[tuple[Any, ...]]:
             c.total_pct,
             c.severity,
             result.table_bytes.get(cluster),
+            c.pending,
+            c.maintenance,
+            w.zone,
+            result.final,
         )
 
     for cluster in result.clusters:

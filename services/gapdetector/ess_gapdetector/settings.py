@@ -23,9 +23,26 @@ class GapDetectorSettings(CommonSettings):
         le=400 * 86400,
         description="evaluate windows that ended this long before start",
     )
-    gap_device_silent_s: int = Field(
-        default=86400, ge=60, description="a device silent longer is no longer expected"
+    gap_sink_group_local: str | None = Field(
+        default=None, description="the local sink's consumer group (default ess-sink-local)"
     )
+    gap_sink_group_cloud: str | None = Field(
+        default=None, description="the cloud sink's consumer group (default ess-sink-cloud)"
+    )
+    gap_final_after_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a window a sink group has not passed this long after its end is final",
+    )
+    gap_pending_recheck_s: float = Field(default=30.0, gt=0, le=3600)
+    gap_registry_refresh_s: float = Field(default=30.0, gt=0, le=3600)
+    gap_health_stale_s: float | None = Field(
+        default=None, gt=0, description="unhealthy when no window evaluated for this long"
+    )
+    gap_state_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    gap_resume_from_state: bool = True
+    gap_retry_initial_s: float = Field(default=1.0, gt=0, le=60)
+    gap_retry_max_s: float = Field(default=30.0, gt=0, le=600)
     gap_tables: tuple[Table, ...] = Field(default=TABLES, min_length=1)
     gap_clusters: tuple[Cluster, ...] = Field(default=CLUSTERS, min_length=1)
     gap_heal: bool = True
@@ -52,7 +69,21 @@ class GapDetectorSettings(CommonSettings):
     def smallest_period_s(self) -> int:
         return min(PERIOD_SECONDS[p] for p in self.gap_periods)
 
+    def sink_group(self, cluster: Cluster) -> str:
+        explicit = self.gap_sink_group_local if cluster == "local" else self.gap_sink_group_cloud
+        return explicit or f"ess-sink-{cluster}"
+
+    @property
+    def health_stale_s(self) -> float:
+        """No window evaluated for longer than this: unhealthy (default: the smallest
+        period, the settle delay and ten minutes of waiting)."""
+        if self.gap_health_stale_s is not None:
+            return self.gap_health_stale_s
+        return self.smallest_period_s + self.gap_settle_s + 600.0
+
     @property
     def rebuild_horizon_s(self) -> float:
-        """How far back Kafka is re-read at start, to know the windows still to evaluate."""
-        return self.largest_period_s + self.gap_settle_s + self.gap_lookback_s
+        """How far back what reached Kafka is kept (and re-read at a start without state);
+        a day window of a zone east of UTC ends up to 14 h after the UTC day."""
+        zones = 14 * 3600 if "day" in self.gap_periods else 0
+        return self.largest_period_s + zones + self.gap_settle_s + self.gap_lookback_s

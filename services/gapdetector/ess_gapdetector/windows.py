@@ -1,7 +1,10 @@
-"""Loss windows, pure: UTC-aligned periods (minute, hour, day) and when each is due.
+"""Loss windows, pure: periods (minute, hour, day) and when each is due.
 
-A window `[start, end)` is evaluated once `end + settle` has passed and the
-detector has caught up with Kafka at some moment after that, so late
+Minute and hour windows are UTC-aligned. Day windows follow a time zone (the
+sites' zones in the fleet registry, UTC by default): a site in Asia/Seoul is
+judged on its local day, 15:00-15:00 UTC. A window `[start, end)` is evaluated
+once `end + settle` has passed and the detector has caught up with Kafka at
+some moment after that (its position past the end offsets seen then), so late
 messages and the sinks' last batches are in before anything is counted.
 """
 
@@ -12,22 +15,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from ess_loss.service_time import DEFAULT_ZONE, local_day_bounds
+
 Period = Literal["minute", "hour", "day"]
 PERIOD_SECONDS: dict[Period, int] = {"minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True, order=True)
 class Window:
-    start_s: int  # epoch seconds, aligned to the period
+    start_s: int  # epoch seconds, aligned to the period (days: local midnight of `zone`)
     period: Period
+    zone: str = DEFAULT_ZONE  # only day windows use it
 
     @property
     def length(self) -> int:
-        return PERIOD_SECONDS[self.period]
+        return self.end_s - self.start_s
 
     @property
     def end_s(self) -> int:
-        return self.start_s + self.length
+        if self.period == "day" and self.zone != DEFAULT_ZONE:
+            return local_day_bounds(self.zone, self.start_s)[1]
+        return self.start_s + PERIOD_SECONDS[self.period]
 
     @property
     def start(self) -> datetime:
@@ -41,21 +49,28 @@ class Window:
         return self.end_s + settle_s
 
     def __str__(self) -> str:
-        return f"{self.period} {self.start.isoformat()}"
+        zone = f" {self.zone}" if self.zone != DEFAULT_ZONE else ""
+        return f"{self.period} {self.start.isoformat()}{zone}"
 
 
-def window_containing(period: Period, epoch_s: int) -> Window:
+def window_containing(period: Period, epoch_s: int, zone: str = DEFAULT_ZONE) -> Window:
+    if period == "day" and zone != DEFAULT_ZONE:
+        return Window(local_day_bounds(zone, epoch_s)[0], period, zone)
     length = PERIOD_SECONDS[period]
     return Window(epoch_s - epoch_s % length, period)
 
 
-def windows_overlapping(period: Period, start_s: int, end_s: int) -> list[Window]:
-    """Aligned windows of `period` that overlap `[start_s, end_s)`."""
-    if end_s <= start_s:
-        return []
-    first = window_containing(period, start_s)
-    length = PERIOD_SECONDS[period]
-    return [Window(s, period) for s in range(first.start_s, end_s, length)]
+def windows_overlapping(
+    period: Period, start_s: int, end_s: int, zone: str = DEFAULT_ZONE
+) -> list[Window]:
+    """Aligned windows of `period` (days of `zone`) that overlap `[start_s, end_s)`."""
+    out: list[Window] = []
+    cursor = start_s
+    while cursor < end_s:
+        w = window_containing(period, cursor, zone)
+        out.append(w)
+        cursor = w.end_s
+    return out
 
 
 class WindowScheduler:
@@ -67,7 +82,8 @@ class WindowScheduler:
     still reported). It is due once both `end` and its last new slot are
     `settle_s` old and the detector has caught up with Kafka since then.
     Windows that ended more than `lookback_s` before the detector started
-    are left alone.
+    are left alone. Day windows exist once per zone in `zones` (the caller
+    keeps it in step with the registry).
     """
 
     def __init__(
@@ -84,8 +100,22 @@ class WindowScheduler:
         self.started_s = started_s
         self.lookback_s = lookback_s
         self.evaluated: dict[tuple[str, Window], float] = {}
-        self._clock_cursor = {p: window_containing(p, int(started_s)).end_s for p in periods}
+        self._clock_cursor: dict[tuple[Period, str], int] = {}
         self._clock_windows: set[tuple[str, Window]] = set()
+        self.zones: frozenset[str] = frozenset()
+        self.set_zones({DEFAULT_ZONE})
+
+    def set_zones(self, zones: set[str]) -> None:
+        """The zones day windows follow; a new zone's days start with the current one."""
+        self.zones = frozenset(zones | {DEFAULT_ZONE})
+        for period in self.periods:
+            for zone in self._zones_of(period):
+                if (period, zone) not in self._clock_cursor:
+                    start = window_containing(period, int(self.started_s), zone)
+                    self._clock_cursor[(period, zone)] = start.end_s
+
+    def _zones_of(self, period: Period) -> frozenset[str]:
+        return self.zones if period == "day" else frozenset({DEFAULT_ZONE})
 
     def _candidates(
         self, touched: Sequence[tuple[str, int, float]], now: float
@@ -95,18 +125,20 @@ class WindowScheduler:
         oldest = self.started_s - self.lookback_s
         for table, slice_start, at in touched:
             for period in self.periods:
-                w = window_containing(period, slice_start)
-                if w.end_s < oldest:
-                    continue
-                key = (table, w)
-                if at > found.get(key, 0.0):
-                    found[key] = at
-        for period in self.periods:
-            while self._clock_cursor[period] + self.settle_s <= now:
-                end = self._clock_cursor[period]
-                w = Window(end - PERIOD_SECONDS[period], period)
+                for zone in self._zones_of(period):
+                    w = window_containing(period, slice_start, zone)
+                    if w.end_s < oldest:
+                        continue
+                    key = (table, w)
+                    if at > found.get(key, 0.0):
+                        found[key] = at
+        for (period, zone), cursor in list(self._clock_cursor.items()):
+            end = cursor
+            while end + self.settle_s <= now:
+                w = window_containing(period, end - 1, zone)
                 self._clock_windows.update((t, w) for t in self.tables)
-                self._clock_cursor[period] = end + PERIOD_SECONDS[period]
+                end = window_containing(period, end, zone).end_s
+            self._clock_cursor[(period, zone)] = end
         for key in self._clock_windows:
             found.setdefault(key, 0.0)
         return found

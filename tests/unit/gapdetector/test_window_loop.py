@@ -9,7 +9,7 @@ test's, so "due after settling and catching up" is checked to the second.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +24,10 @@ from ess_gapdetector.heal import Healer
 from ess_gapdetector.metrics import GapMetrics
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
+from ess_gapdetector.state import DetectorState
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import SlotCounts
+from ess_loss.service_time import FleetRegistry, RegisteredDevice
 from ess_loss.slots import SlotTracker
 from ess_tables.crosssync import SlotGap, SyncTotals
 
@@ -62,8 +64,13 @@ class FakeFeed:
     def send(self, table: Table, device: str, seconds: Iterable[int]) -> None:
         self.queued += [(table, device, E0 + s) for s in seconds]
 
-    async def start(self, rebuild_from: datetime) -> None:
+    async def start(
+        self, rebuild_from: datetime, positions: Mapping[str, int] | None = None
+    ) -> None:
         self.started = rebuild_from
+
+    async def positions(self) -> dict[str, int]:
+        return {}
 
     async def stop(self) -> None:
         self.stopped = True
@@ -91,6 +98,10 @@ class FakeClusters:
     names: tuple[Cluster, ...] = ("local", "cloud")
 
     def __init__(self) -> None:
+        # the fleet registry: both racks of site1 in service since an hour before `W`
+        self.fleet = FleetRegistry.of(
+            RegisteredDevice(d, "site1", "rack", E0 - 3600) for d in (RACK1, RACK2)
+        )
         self.rows: dict[tuple[Cluster, Table, str], set[int]] = {}
         self.down: set[Cluster] = set()
         self.prepared = False
@@ -146,6 +157,19 @@ class FakeClusters:
             there.update(new)
             totals.add(SyncTotals(missing=len(new), copied=len(new), inserted=len(new)))
         return totals
+
+    async def registry(self) -> FleetRegistry | None:
+        return None if set(self.names) <= self.down else self.fleet
+
+    async def save_state_on(
+        self, cluster: Cluster, group: str, state: DetectorState, forget_before_s: int
+    ) -> bool:
+        return cluster not in self.down
+
+    async def load_state(
+        self, group: str, since_s: int, tables: tuple[Table, ...]
+    ) -> DetectorState | None:
+        return None
 
     async def close(self) -> None:
         self.closed = True
@@ -252,7 +276,6 @@ def world(**settings: object) -> World:
             "gap_tables": ("rack",),
             "gap_settle_s": SETTLE_S,
             "gap_lookback_s": 3600.0,
-            "gap_device_silent_s": 3600,
             "gap_coalesce_s": 5,
             "gap_replay_timeout_s": 30.0,
             **settings,
@@ -423,8 +446,16 @@ async def test_one_cluster_down_the_other_is_still_reported() -> None:
     health = w.service.health()
     assert health.ok
     assert health.detail["clusters_up"] == ["local"]
+    # both down: still healthy (a restart would not bring them back) until no window
+    # has been evaluated for the bound; then unhealthy
     w.clusters.down = {"local", "cloud"}
-    assert not w.service.health().ok
+    stale = w.service.settings.health_stale_s
+    await w.step_at(130 + stale - 5)
+    assert w.service.health().ok
+    await w.step_at(130 + stale + 5)
+    health = w.service.health()
+    assert not health.ok
+    assert float(str(health.detail["seconds_since_window"])) > stale
 
 
 async def test_a_day_window_is_stored_in_the_loss_report() -> None:
@@ -459,13 +490,37 @@ async def test_run_starts_the_adapters_polls_until_stopped_and_closes_them() -> 
     assert (w.feed.stopped, w.sinks.stopped, w.clusters.closed) == (True, True, True)
 
 
-async def test_run_closes_the_adapters_when_starting_fails() -> None:
+async def test_kafka_refusing_at_start_is_waited_for_with_backoff_not_fatal() -> None:
     w = world()
+    tries: list[float] = []
+    start = w.feed.start
 
-    async def refuse(rebuild_from: datetime) -> None:
-        raise ConnectionError("no Kafka")
+    async def refuse_twice(
+        rebuild_from: datetime, positions: Mapping[str, int] | None = None
+    ) -> None:
+        tries.append(w.clock())
+        if len(tries) <= 2:
+            raise ConnectionError("no Kafka")
+        await start(rebuild_from, positions)
 
-    w.feed.start = refuse  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        await w.service.run(asyncio.Event())
+    w.feed.start = refuse_twice  # type: ignore[method-assign]
+    await w.service.step()  # refused: the service keeps running and says why
+    assert not _started(w)
+    waiting = w.service.health().detail["waiting_for"]
+    assert isinstance(waiting, dict)
+    assert "kafka" in waiting
+    assert w.service.health().ok  # waiting is not (yet) unhealthy
+    await w.service.step()  # inside the backoff: not asked again
+    assert len(tries) == 1
+    for t in range(121, 200):
+        await w.step_at(t)
+        if _started(w):
+            break
+    assert len(tries) == 3
+    assert w.service.health().detail["waiting_for"] == {}
+    await w.service.close()
     assert (w.feed.stopped, w.sinks.stopped, w.clusters.closed) == (True, True, True)
+
+
+def _started(w: World) -> bool:
+    return w.service.started
