@@ -18,6 +18,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from ess_common.fleet_records import DeviceRecord, SiteRecord
 from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading, Table
 from ess_common.settings import CommonSettings
@@ -29,6 +30,7 @@ from ess_sink.bootstrap import replay_worker as sink_replay_worker
 from ess_sink.replay_worker import ReplayWorker
 from ess_sink.service import SinkService
 from ess_sink.settings import ReplaySettings
+from ess_tables.registry import register
 from ess_tables.schema import migrate
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import run_sink_until, sink_settings
@@ -52,11 +54,53 @@ class Clusters:
         return self.local if cluster == "local" else self.cloud
 
 
+def sink_group(prefix: str, cluster: str) -> str:
+    """The test's sink group of `cluster` (the detector is told it, to judge lag)."""
+    return f"{prefix}-sink-{cluster}"
+
+
+def registrations(
+    fleet: Fleet, commissioned: datetime, zones: Mapping[str, str] | None = None
+) -> tuple[list[SiteRecord], list[DeviceRecord]]:
+    sites = [SiteRecord(site=s, time_zone=(zones or {}).get(s, "UTC")) for s in fleet.sites]
+    devices = [
+        DeviceRecord(
+            device=d.key,
+            site=d.site,
+            table=d.table,
+            commissioned_at=commissioned,
+            registered_by="test",
+        )
+        for d in fleet.devices()
+    ]
+    return sites, devices
+
+
+async def register_fleet(
+    clusters: Clusters,
+    fleet: Fleet,
+    commissioned: datetime,
+    zones: Mapping[str, str] | None = None,
+) -> None:
+    """Write `fleet` into the registry of both clusters, in service since `commissioned`."""
+    sites, devices = registrations(fleet, commissioned, zones)
+    for dsn in (clusters.local, clusters.cloud):
+        conn = await asyncpg.connect(dsn)
+        try:
+            await register(conn, sites, devices)
+        finally:
+            await conn.close()
+
+
 @asynccontextmanager
 async def pipeline(
-    settings: CommonSettings, prefix: str, make_database: DatabaseFactory
+    settings: CommonSettings,
+    prefix: str,
+    make_database: DatabaseFactory,
+    fleet: Fleet | None = SMALL_FLEET,
 ) -> AsyncIterator[Clusters]:
-    """The test's topics (3 partitions) and a migrated database on each cluster."""
+    """The test's topics (3 partitions) and a migrated database on each cluster, with
+    `fleet` registered (in service since two days ago; None: nothing registered)."""
     async with pipeline_topics(settings.kafka_bootstrap, prefix):
         dsns = {}
         for cluster in ("local", "cloud"):
@@ -66,7 +110,10 @@ async def pipeline(
                 await migrate(conn)
             finally:
                 await conn.close()
-        yield Clusters(dsns["local"], dsns["cloud"])
+        clusters = Clusters(dsns["local"], dsns["cloud"])
+        if fleet is not None:
+            await register_fleet(clusters, fleet, datetime.now(UTC) - timedelta(days=2))
+        yield clusters
 
 
 async def produce(settings: CommonSettings, prefix: str, readings: Iterable[Reading]) -> int:
@@ -95,7 +142,14 @@ async def fill_both_clusters(
             return await table_counts(dsn) == expected
 
         await run_sink_until(
-            sink_settings(settings, cluster, dsn, prefix, unique("g"), sink_migrate_on_start=False),
+            sink_settings(
+                settings,
+                cluster,
+                dsn,
+                prefix,
+                sink_group(prefix, cluster),
+                sink_migrate_on_start=False,
+            ),
             done,
         )
 
@@ -150,7 +204,9 @@ def detector_settings(
             "gap_periods": ("minute",),
             "gap_settle_s": 1.0,
             "gap_lookback_s": 7200.0,
-            "gap_device_silent_s": 60,  # windows closing now expect none of the test's devices
+            "gap_sink_group_local": sink_group(prefix, "local"),
+            "gap_sink_group_cloud": sink_group(prefix, "cloud"),
+            "gap_final_after_s": 600.0,
             "gap_coalesce_s": 5,
             "gap_replay_timeout_s": 60.0,
             **extra,
@@ -212,6 +268,8 @@ def essctl(
         "ESS_TOPIC_PREFIX": prefix,
         "ESS_DB_LOCAL_DSN": clusters.local,
         "ESS_DB_CLOUD_DSN": clusters.cloud,
+        "ESS_GAP_SINK_GROUP_LOCAL": sink_group(prefix, "local"),
+        "ESS_GAP_SINK_GROUP_CLOUD": sink_group(prefix, "cloud"),
     }
     return subprocess.run(
         [sys.executable, "-m", "ess_ctl", *args],

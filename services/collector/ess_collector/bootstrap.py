@@ -14,6 +14,7 @@ from ess_collector.inventory_file import load_inventory
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.modbus_client import ReadOnlyModbusClient
 from ess_collector.publisher import RawProducer, SpoolingPublisher
+from ess_collector.registration import Registrar, first_poll_now, inventory_records
 from ess_collector.service import CollectorService
 from ess_collector.settings import CollectorSettings
 from ess_collector.spool import Spool
@@ -81,6 +82,14 @@ def bootstrap(
         inventory=inventory,
         endpoints=endpoints,
         publisher=publisher,
+        registrar=None
+        if producer is not None  # unit tests without Kafka
+        else Registrar(
+            s.kafka_bootstrap,
+            s.topic_prefix,
+            inventory_records(inventory, first_poll_now()),
+            _backoff(s),
+        ),
     )
 
 

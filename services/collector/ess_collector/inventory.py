@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ess_collector.planning import Space, Span
 from ess_collector.values import is_integer_field
 from ess_common.model import VALUES_BY_TABLE, DeviceId, Table
+from ess_loss.service_time import valid_zone
 from ess_sunspec import ByteOrder, DataType, WordOrder, register_count
 
 PointType = Literal[
@@ -242,6 +243,14 @@ class EndpointConfig(_Frozen):
 class SiteConfig(_Frozen):
     id: str
     endpoints: list[EndpointConfig] = Field(min_length=1)
+    time_zone: str = "UTC"  # IANA name; the site's daily loss windows follow it
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not valid_zone(value):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Asia/Seoul)")
+        return value
 
 
 class Inventory(_Frozen):

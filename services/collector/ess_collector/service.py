@@ -19,6 +19,7 @@ from ess_collector.device import Device
 from ess_collector.endpoint import EndpointPoller
 from ess_collector.inventory import Inventory
 from ess_collector.publisher import SpoolingPublisher
+from ess_collector.registration import Registrar
 from ess_collector.settings import CollectorSettings
 from ess_common.http import Health
 
@@ -38,14 +39,17 @@ class CollectorService:
         inventory: Inventory,
         endpoints: Sequence[EndpointPoller],
         publisher: SpoolingPublisher,
+        registrar: Registrar | None = None,
     ) -> None:
-        """The pollers and the publisher come wired (see `ess_collector.bootstrap`)."""
+        """The pollers and the publisher come wired (see `ess_collector.bootstrap`);
+        `registrar` registers the inventory in the fleet registry (once, in the background)."""
         self.settings = settings
         self.registry = registry
         self.inventory = inventory
         self.endpoints = list(endpoints)
         self.publisher = publisher
         self.spool = publisher.spool
+        self.registrar = registrar
 
     def devices(self) -> list[Device]:
         return [d for e in self.endpoints for d in e.devices]
@@ -90,6 +94,8 @@ class CollectorService:
             name="publisher",
         )
         pollers = [asyncio.create_task(e.run(stop), name=f"poll {e.name}") for e in self.endpoints]
+        if self.registrar is not None:
+            pollers.append(asyncio.create_task(self.registrar.run(stop), name="registration"))
         try:
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, publishing}, return_when=asyncio.FIRST_COMPLETED)
