@@ -28,6 +28,8 @@ from ess_tables.registry import register
 
 log = logging.getLogger(__name__)
 
+_TOPIC_CHECK_S = 10.0
+
 
 class RegistryFollower:
     def __init__(
@@ -59,7 +61,6 @@ class RegistryFollower:
 
     async def _follow(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            self.topic,
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -69,6 +70,10 @@ class RegistryFollower:
         conn: asyncpg.Connection | None = None
         try:
             await consumer.start()
+            while self.topic not in await consumer.topics():  # no collector registered yet
+                if await sleep_unless_stopped(stop, _TOPIC_CHECK_S):
+                    return
+            consumer.subscribe([self.topic])
             conn = await self._database()
             while not stop.is_set():
                 fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(

@@ -123,13 +123,13 @@ async def _on_all(
 ) -> T:
     """Apply `change` on every cluster; commit only when it succeeded on all of them."""
     transactions = []
-    result: T | None = None
+    results: list[T] = []
     try:
         for conn in conns.values():
             tx = conn.transaction()
             await tx.start()
             transactions.append(tx)
-            result = await change(conn)
+            results.append(await change(conn))
     except BaseException:
         for tx in transactions:
             with contextlib.suppress(*DB_FAILURES):
@@ -137,8 +137,7 @@ async def _on_all(
         raise
     for tx in transactions:
         await tx.commit()
-    assert result is not None
-    return result
+    return results[-1]
 
 
 def _run(
