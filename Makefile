@@ -69,6 +69,14 @@ lint: $(STAMP) ## ruff, mypy (strict) and the import contracts (services depend 
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy libs services tests benchmarks
 	@$(BIN)/lint-imports --no-cache
+	@if command -v promtool >/dev/null; then $(MAKE) --no-print-directory rules; \
+	 else echo "promtool: not installed yet (make up installs it); alert rules not checked"; fi
+
+.PHONY: rules
+rules: ## promtool: check the alert rules and both Prometheus configs, run the rule unit tests
+	@for c in monitoring/prometheus/*.yml; do out=$$(promtool check config $$c 2>&1) || { echo "$$out"; exit 1; }; done
+	@cd monitoring/rules/tests && out=$$(promtool test rules *.test.yml 2>&1) || { echo "$$out"; exit 1; }
+	@echo "alert rules and Prometheus configs: ok"
 
 .PHONY: fmt
 fmt: $(STAMP) ## apply ruff's formatter and safe fixes

@@ -16,6 +16,7 @@ from ess_common.settings import CommonSettings, ConfigError, load_settings
 from ess_stack.components import Kafka, Postgres, Redis, Status
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
+from ess_stack.prometheus import Prometheus
 from ess_stack.provision import ensure_postgres
 from ess_stack.run import run_pipeline
 from ess_stack.setup import create_topics, prepare_database
@@ -30,14 +31,16 @@ class Stack:
         self.kafka = Kafka(cfg)
         self.db_local = Postgres(cfg, "local", cfg.db_local_port)
         self.db_cloud = Postgres(cfg, "cloud", cfg.db_cloud_port)
+        self.prometheus = Prometheus(cfg)
 
     @property
-    def components(self) -> list[Redis | Kafka | Postgres]:
-        return [self.redis, self.kafka, self.db_local, self.db_cloud]
+    def components(self) -> list[Redis | Kafka | Postgres | Prometheus]:
+        return [self.redis, self.kafka, self.db_local, self.db_cloud, self.prometheus]
 
     def provision(self) -> None:
         started = time.monotonic()
         self.redis.provision()  # apt first: dpkg takes one install at a time
+        self.prometheus.provision()
         with ThreadPoolExecutor(max_workers=2) as pool:
             kafka = pool.submit(self.kafka.provision)
             pg = pool.submit(ensure_postgres, self.cfg)

@@ -20,6 +20,8 @@ class StackConfig(BaseSettings):
     db_local_port: int = Field(default=15433, ge=1024, le=65535)
     db_cloud_port: int = Field(default=15434, ge=1024, le=65535)
     redis_port: int = Field(default=16379, ge=1024, le=65535)
+    prometheus_port: int = Field(default=19090, ge=1024, le=65535)
+    prometheus_retention: str = "2d"
     db_user: str = "ess"
     db_name: str = "ess"
     topic_partitions: int = Field(default=6, ge=1, le=256)
