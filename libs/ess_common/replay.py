@@ -125,6 +125,7 @@ class ReplayStatus(_Message):
     rows_inserted: int = 0
     rows_present: int = 0
     undecodable: int = 0
+    dead_lettered: int = 0
     detail: str | None = Field(default=None, max_length=500)
     at: datetime = Field(default_factory=utc_now)
 

@@ -6,11 +6,15 @@ an offset range it is the given partition and offsets. Every span is bounded
 by the partition's end offset at that moment, so a replay always finishes,
 however fast the topic grows.
 
-Executing it (`execute_replay`) reads each span with a group-less consumer,
-decodes them with the sink's own `RowDecoder` (same rules as the codec),
-keeps the readings whose slot lies in the range (and whose device was asked
-for), and writes them with the sink's `write_rows`, so rows already present
-are left as they are. A partition is finished at its bound, or once a reading
+Executing it (`execute_replay`) reads each span with a group-less consumer
+and keeps the readings whose slot lies in the range (and whose device was
+asked for). From there it is the sink's own write path
+(`ess_tables.dead_letters.write_then_dead_letter`): the sink's decoder and
+slot bounds (a slot the sink dead-letters is dead-lettered here too, never
+inserted), `write_batch` with its bisection of refused rows, and the DLQ for
+both; rows already present are left as they are. Undecodable messages of an
+offset range are dead-lettered; those of a slot range are only counted (they
+have no slot to place them in the range). A partition is finished at its bound, or once a reading
 from after `range end + lateness` shows up: record timestamps are send times,
 a little after the slot, and a reading spooled by the collector for longer
 than `lateness` is only reached by an offset-range replay.
@@ -22,22 +26,19 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ess_common.codec import DecodeError
 from ess_common.kafka_offsets import assign_topics, offset_bounds, offsets_at
-from ess_common.model import TABLES
 from ess_common.replay import ReplayRequest
 from ess_common.topics import telemetry_topic
-from ess_tables.rows import columns
-from ess_tables.wire_rows import RowDecoder
-from ess_tables.writer import write_rows
-
-_TS_INDEX = {table: columns(table).index("ts") for table in TABLES}
+from ess_tables.batch import TS_INDEX, BatchDecoder, DecodedBatch, Poison, SlotBounds
+from ess_tables.dead_letters import DeadLetterSink, write_then_dead_letter
+from ess_tables.writer import write_batch
 
 
 class ReplayError(Exception):
@@ -93,6 +94,7 @@ class ReplayCounts:
     rows_inserted: int = 0
     rows_present: int = 0
     undecodable: int = 0
+    dead_lettered: int = 0  # poison, slots out of the sink's bounds, rows the database refused
 
     def as_status_fields(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -131,43 +133,52 @@ class _Selection:
     request: ReplayRequest
     read_until: datetime | None
     devices: frozenset[str] | None
-    decoder: RowDecoder
+    decoder: BatchDecoder
 
     @classmethod
-    def of(cls, request: ReplayRequest, lateness_s: float) -> _Selection:
+    def of(cls, request: ReplayRequest, lateness_s: float, decoder: BatchDecoder) -> _Selection:
         slots = request.slots
         return cls(
             request,
             slots.end + timedelta(seconds=lateness_s) if slots is not None else None,
             frozenset(request.devices) if request.devices is not None else None,
-            RowDecoder(request.table),
+            decoder,
         )
 
     def take(
-        self, records: list[Any], span: PartitionSpan, counts: ReplayCounts
-    ) -> tuple[list[tuple[Any, ...]], bool]:
-        """Rows to write from `records`, and whether the partition is finished."""
-        rows: list[tuple[Any, ...]] = []
+        self, records: list[Any], span: PartitionSpan, counts: ReplayCounts, batch: DecodedBatch
+    ) -> bool:
+        """Adds the selected records of `records` to `batch` (rows, or poison as the sink
+        would make them); True when the partition is finished."""
         slots = self.request.slots
-        ts_at = _TS_INDEX[self.request.table]
+        table = self.request.table
+        now = datetime.now(UTC)
+        window = self.decoder.bounds.window(now)
         for record in records:
             if record.offset >= span.end:
-                return rows, True
+                return True
             counts.messages_read += 1
-            try:
-                row = self.decoder.decode(record.value or b"", record.key)
-            except DecodeError:
-                counts.undecodable += 1
-                continue
-            ts: datetime = row[ts_at]
+            taken = self.decoder.decode(table, record, now, window)
+            if isinstance(taken, Poison):
+                if taken.ts is None:  # undecodable: no slot to place it in a slot range
+                    counts.undecodable += 1
+                    if slots is None:
+                        batch.poison.append(taken)
+                    continue
+                ts, device = taken.ts, None
+            else:
+                ts, device = taken[TS_INDEX[table]], taken[0]
             if self.read_until is not None and ts >= self.read_until:
-                return rows, True
+                return True
             if slots is not None and not slots.start <= ts < slots.end:
                 continue
-            if self.devices is not None and row[0] not in self.devices:
+            if isinstance(taken, Poison):
+                batch.poison.append(taken)
                 continue
-            rows.append(row)
-        return rows, False
+            if self.devices is not None and device not in self.devices:
+                continue
+            batch.add_row(table, taken, record)
+        return False
 
 
 async def execute_replay(
@@ -180,33 +191,35 @@ async def execute_replay(
     idle_timeout_s: float = 30.0,
     progress: Progress | None = None,
     stop: asyncio.Event | None = None,
+    dead_letters: DeadLetterSink,
+    bounds: SlotBounds,
+    prefix: str,
 ) -> ReplayCounts:
-    """Read every span of `plan` and upsert the selected readings; returns the counts."""
+    """Read every span of `plan` and write the selected readings through the sink's path
+    (`bounds`, bisection, `dead_letters`); returns the counts."""
     counts = ReplayCounts(messages_planned=plan.messages)
     pending = {TopicPartition(plan.topic, s.partition): s for s in plan.spans if s.messages}
     consumer.assign(list(pending))
     for tp, span in pending.items():
         consumer.seek(tp, span.start)
-    selection = _Selection.of(plan.request, lateness_s)
+    selection = _Selection.of(plan.request, lateness_s, BatchDecoder(prefix, bounds))
+    stop = stop or asyncio.Event()
     last_activity = time.monotonic()
     while pending:
-        if stop is not None and stop.is_set():
+        if stop.is_set():
             raise ReplayInterruptedError("stopping before the replay finished")
         fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(
             *pending, timeout_ms=1000, max_records=batch_records
         )
-        rows: list[tuple[Any, ...]] = []
+        batch = DecodedBatch()
         finished: set[TopicPartition] = set()
         for tp, records in fetched.items():
-            if tp in pending:
-                taken, done = selection.take(records, pending[tp], counts)
-                rows.extend(taken)
-                if done:
-                    finished.add(tp)
+            if tp in pending and selection.take(records, pending[tp], counts, batch):
+                finished.add(tp)
         for tp, span in pending.items():
             if tp not in finished and await consumer.position(tp) >= span.end:
                 finished.add(tp)
-        await _write(conn, plan.request, rows, counts)
+        await _write(conn, batch, counts, dead_letters, stop)
         for tp in finished:
             consumer.pause(tp)
             del pending[tp]
@@ -221,12 +234,16 @@ async def execute_replay(
 
 async def _write(
     conn: asyncpg.Connection,
-    request: ReplayRequest,
-    rows: list[tuple[Any, ...]],
+    batch: DecodedBatch,
     counts: ReplayCounts,
+    dead_letters: DeadLetterSink,
+    stop: asyncio.Event,
 ) -> None:
-    if rows:
-        result = await write_rows(conn, request.table, rows)
+    if not batch.tables and not batch.poison:
+        return
+    written = await write_then_dead_letter(batch, partial(write_batch, conn), dead_letters, stop)
+    for result in written.results.values():
         counts.rows_in_range += result.rows
         counts.rows_inserted += result.inserted
         counts.rows_present += result.duplicates
+    counts.dead_lettered += len(batch.poison) + len(written.rejected)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
@@ -85,3 +86,25 @@ async def row_count(dsn: str) -> int:
         return 0
     finally:
         await conn.close()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int | None = None
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` (e.g. the DLQ): until `expected` arrived (an error if they do
+    not within 5 s), or, without `expected`, until 3 s pass with nothing new."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        got: list[ConsumerRecord[bytes, bytes]] = []
+        while expected is None or len(got) < expected:
+            fetched = await consumer.getmany(timeout_ms=5000 if expected else 3000)
+            if not fetched and expected is None:
+                break
+            assert fetched, f"only {len(got)} of {expected} records arrived"
+            got.extend(r for records in fetched.values() for r in records)
+        return got
+    finally:
+        await consumer.stop()

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar, overload
 
 import asyncpg
 
@@ -108,9 +109,17 @@ def fail_usage(command: str, message: str) -> int:
     return Exit.USAGE
 
 
-def settings_or_exit(command: str) -> CommonSettings | int:
+S = TypeVar("S", bound=CommonSettings)
+
+
+@overload
+def settings_or_exit(command: str) -> CommonSettings | int: ...
+@overload
+def settings_or_exit(command: str, cls: type[S]) -> S | int: ...
+def settings_or_exit(command: str, cls: type[CommonSettings] = CommonSettings) -> Any:
+    """`cls` (default `CommonSettings`) from `ESS_*`, or exit code 78 after one stderr line."""
     try:
-        return load_settings(CommonSettings)
+        return load_settings(cls)
     except ConfigError as exc:
         print(f"essctl {command}: error: {exc}", file=sys.stderr)
         return Exit.CONFIG

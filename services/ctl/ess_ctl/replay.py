@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ess_common.backoff import Backoff
 from ess_common.control_topic import StatusTail, publish_request
 from ess_common.db import DbTimeouts, connect
 from ess_common.db_errors import DB_FAILURES
@@ -43,6 +44,7 @@ from ess_ctl.ops_args import (
     utc_time,
 )
 from ess_ctl.progress import ProgressLine
+from ess_tables.dead_letters import DeadLetters
 from ess_tables.replay import (
     ReplayCounts,
     ReplayPlan,
@@ -50,6 +52,7 @@ from ess_tables.replay import (
     execute_replay,
     plan_replay,
 )
+from ess_tables.settings import SlotBoundsSettings
 
 
 def register(groups: argparse._SubParsersAction[Parser]) -> None:
@@ -109,7 +112,7 @@ def run_replay(args: argparse.Namespace) -> int:
         request = _request(args)
     except UsageError as exc:
         return fail_usage("replay", str(exc))
-    settings = settings_or_exit("replay")
+    settings = settings_or_exit("replay", SlotBoundsSettings)
     if isinstance(settings, int):
         return settings
     try:
@@ -130,7 +133,7 @@ async def _plan(settings: CommonSettings, request: ReplayRequest) -> ReplayPlan:
 
 
 async def _replay(
-    settings: CommonSettings, args: argparse.Namespace, request: ReplayRequest
+    settings: SlotBoundsSettings, args: argparse.Namespace, request: ReplayRequest
 ) -> int:
     plan = await _plan(settings, request)
     out: dict[str, Any] = {"request": request.model_dump(mode="json", exclude_none=True)}
@@ -165,6 +168,7 @@ async def _replay(
             f"{state}: {counts.messages_read:,} messages read, {counts.rows_in_range:,} rows in"
             f" range, {counts.rows_inserted:,} inserted, {counts.rows_present:,} already present"
             + (f", {counts.undecodable:,} undecodable" if counts.undecodable else "")
+            + (f", {counts.dead_lettered:,} dead-lettered" if counts.dead_lettered else "")
         )
     return Exit.OK if state == "completed" else Exit.FAILED
 
@@ -184,8 +188,9 @@ def _print_plan(plan: ReplayPlan) -> None:
 
 
 async def _run_here(
-    settings: CommonSettings, args: argparse.Namespace, plan: ReplayPlan
+    settings: SlotBoundsSettings, args: argparse.Namespace, plan: ReplayPlan
 ) -> tuple[ReplayCounts, str]:
+    """The sink's own path, run here: its slot bounds (`ESS_SINK_MAX_*`), bisection, DLQ."""
     try:
         conn = await connect(
             settings.dsn(args.cluster),
@@ -198,9 +203,11 @@ async def _run_here(
         )
         return ReplayCounts(messages_planned=plan.messages), "failed"
     reader = offset_reader(settings.kafka_bootstrap, client_id="essctl-replay")
+    dlq = ReadingProducer(settings.kafka_bootstrap, settings.topic_prefix)
     line = ProgressLine("replay")
     try:
         await reader.start()
+        await dlq.start()
         counts = await execute_replay(
             reader,
             conn,
@@ -209,6 +216,11 @@ async def _run_here(
             progress=lambda c: line.update(
                 c.messages_read, c.messages_planned, f"inserted {c.rows_inserted:,}"
             ),
+            dead_letters=DeadLetters(
+                dlq, settings.topic_prefix, args.cluster, backoff=Backoff(), via="replay"
+            ),
+            bounds=settings.bounds,
+            prefix=settings.topic_prefix,
         )
         line.finish(
             counts.messages_read, counts.messages_planned, f"inserted {counts.rows_inserted:,}"
@@ -216,6 +228,7 @@ async def _run_here(
         return counts, "completed"
     finally:
         await reader.stop()
+        await dlq.stop()
         await conn.close()
 
 

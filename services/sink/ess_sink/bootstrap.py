@@ -6,7 +6,6 @@ build `SinkService` (or a `Lane`, a `Checkpoint`) from fakes instead.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import partial
 
 from prometheus_client import CollectorRegistry
@@ -18,8 +17,6 @@ from ess_common.kafka_offsets import offset_reader
 from ess_common.settings import load_settings
 from ess_common.topics import replay_topic, telemetry_topic
 from ess_sink.checkpoint import Checkpoint
-from ess_sink.consume import BatchDecoder, SlotBounds
-from ess_sink.dead_letters import DeadLetters
 from ess_sink.lag import LagMonitor
 from ess_sink.lane import Lane
 from ess_sink.metrics import ReplayMetrics, SinkMetrics
@@ -27,6 +24,9 @@ from ess_sink.replay_worker import ReplayClients, ReplayWorker
 from ess_sink.service import SinkService
 from ess_sink.settings import ReplaySettings, SinkSettings
 from ess_sink.store import ClusterStore
+from ess_tables.batch import BatchDecoder
+from ess_tables.dead_letters import DeadLetters
+from ess_tables.registry_feed import RegistryFollower
 
 # A long replay is not a dead member of the control topic's group.
 _REPLAY_MAX_POLL_INTERVAL_MS = 6 * 3600 * 1000
@@ -48,15 +48,12 @@ def bootstrap(settings: SinkSettings, registry: CollectorRegistry) -> SinkServic
         heartbeat_interval_ms=int(s.sink_session_timeout_s * 1000 / 3),
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    dlq = DeadLetters(s.kafka_bootstrap, s.topic_prefix, s.sink_cluster, metrics)
-    lag = LagMonitor(consumer, metrics.lag, s.sink_cluster, s.topic_prefix)
-    decoder = BatchDecoder(
-        s.topic_prefix,
-        SlotBounds(
-            max_future=timedelta(seconds=s.sink_max_future_s),
-            max_age=timedelta(seconds=s.sink_max_age_s),
-        ),
+    dlq_producer = ReadingProducer(s.kafka_bootstrap, s.topic_prefix)
+    dlq = _dead_letters(
+        s, metrics, Backoff(s.sink_retry_initial_s, s.sink_retry_max_s), "sink", dlq_producer
     )
+    lag = LagMonitor(consumer, metrics.lag, s.sink_cluster, s.topic_prefix)
+    decoder = BatchDecoder(s.topic_prefix, s.bounds)
     count_db_error = partial(_count_db_error, metrics, s.sink_cluster)
     stores = [
         ClusterStore(
@@ -88,25 +85,37 @@ def bootstrap(settings: SinkSettings, registry: CollectorRegistry) -> SinkServic
         )
         for i, store in enumerate(stores)
     ]
-    replays = replay_worker(s, registry)
+    replays = replay_worker(s, registry, metrics=metrics)
+    fleet = RegistryFollower(  # the fleet registry's records into this cluster
+        s.kafka_bootstrap,
+        s.topic_prefix,
+        f"{s.group_id}-registry",
+        partial(connect, s.sink_dsn, timeouts=_timeouts(s), application_name=f"{name}-registry"),
+        Backoff(s.sink_retry_initial_s, s.sink_retry_max_s),
+    )
     return SinkService(
         s,
         consumer=consumer,
-        dlq=dlq,
+        dlq_producer=dlq_producer,
         stores=stores,
         lanes=lanes,
         lag=lag,
         replays=replays,
         metrics=metrics,
+        companions=(fleet,),
     )
 
 
 def replay_worker(
-    sink: SinkSettings, registry: CollectorRegistry, settings: ReplaySettings | None = None
+    sink: SinkSettings,
+    registry: CollectorRegistry,
+    settings: ReplaySettings | None = None,
+    metrics: SinkMetrics | None = None,
 ) -> ReplayWorker:
     """The worker serving the control topic's replay requests for `sink.sink_cluster`
-    (`settings` default: `ESS_SINK_REPLAY_*`)."""
+    (`settings` default: `ESS_SINK_REPLAY_*`; `metrics`: the sink's, for its DLQ counts)."""
     r = settings or load_settings(ReplaySettings)
+    sink_metrics = metrics or SinkMetrics(registry)
     group = r.group_id or f"{sink.group_id}-replay"
     name = f"sink-{sink.sink_cluster}-replay"
     clients = ReplayClients(
@@ -121,6 +130,9 @@ def replay_worker(
         status=partial(ReadingProducer, sink.kafka_bootstrap, sink.topic_prefix),
         reader=partial(offset_reader, sink.kafka_bootstrap, client_id=f"{name}-read"),
         database=partial(connect, sink.sink_dsn, timeouts=_timeouts(sink), application_name=name),
+        dead_letters=partial(
+            _dead_letters, sink, sink_metrics, Backoff(r.retry_initial_s, r.retry_max_s), "replay"
+        ),
     )
     return ReplayWorker(
         cluster=sink.sink_cluster,
@@ -130,6 +142,21 @@ def replay_worker(
         clients=clients,
         metrics=ReplayMetrics(registry),
         backoff=Backoff(r.retry_initial_s, r.retry_max_s),
+        bounds=sink.bounds,
+    )
+
+
+def _dead_letters(
+    s: SinkSettings, metrics: SinkMetrics, backoff: Backoff, via: str, producer: ReadingProducer
+) -> DeadLetters:
+    return DeadLetters(
+        producer,
+        s.topic_prefix,
+        s.sink_cluster,
+        backoff=backoff,
+        count=lambda reason, n: metrics.dlq.labels(s.sink_cluster, reason).inc(n),
+        count_retry=metrics.dlq_retries.labels(s.sink_cluster).inc,
+        via=via,
     )
 
 

@@ -2,7 +2,8 @@
 
 1. write the batch to the database and wait for that transaction's commit;
 2. produce its poison messages and the rows the database refused to the
-   dead-letter topic and wait for Kafka's acks;
+   dead-letter topic and wait for Kafka's acks (steps 1 and 2 are
+   `ess_tables.dead_letters.write_then_dead_letter`, the path replays share);
 3. commit the batch's offsets, only for partitions still owned.
 
 A failure or a stop anywhere before step 3 leaves the offsets where they
@@ -20,11 +21,11 @@ from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
-from ess_common.logs import error_line
 from ess_common.model import Table
-from ess_sink.consume import DB_REJECTED, DecodedBatch, Poison
 from ess_sink.metrics import SinkMetrics
 from ess_sink.store import OutageListener
+from ess_tables.batch import DecodedBatch
+from ess_tables.dead_letters import DeadLetterSink, write_then_dead_letter
 from ess_tables.writer import BatchWrite
 
 
@@ -37,12 +38,6 @@ class BatchStore(Protocol):
         stop: asyncio.Event,
         listener: OutageListener,
     ) -> BatchWrite: ...
-
-
-class DeadLetterSink(Protocol):
-    """The dead-letter topic (`DeadLetters`): returns once Kafka acknowledged every message."""
-
-    async def send(self, poison: Sequence[Poison]) -> None: ...
 
 
 class OffsetCommitter(Protocol):
@@ -87,18 +82,18 @@ class Checkpoint:
         """Write, dead-letter, commit one batch; False when the offset commit failed.
 
         Raises `BatchAbandonedError` (nothing sent, nothing committed) when stop
-        is requested while the database is down; `outage` hears of the outage.
+        is requested while the database is down, `DeadLettersNotSentError`
+        (nothing committed) while the DLQ is; `outage` hears of the outage.
         """
         started = time.perf_counter()
-        written = await self._store.write(batch.rows, stop, outage)
+
+        async def write(tables: Mapping[Table, Sequence[tuple[Any, ...]]]) -> BatchWrite:
+            return await self._store.write(tables, stop, outage)
+
+        written = await write_then_dead_letter(batch, write, self._dead_letters, stop)
         for table, result in written.results.items():
             self._metrics.rows_written.labels(self._cluster, table).inc(result.inserted)
             self._metrics.duplicates.labels(self._cluster, table).inc(result.duplicates)
-        refused = [
-            Poison(batch.tables[r.table].origins[r.index], DB_REJECTED, error_line(r.error))
-            for r in written.rejected
-        ]
-        await self._dead_letters.send([*batch.poison, *refused])
         committed = await self._offsets.commit_processed(batch.last_offsets)
         if committed:
             owned = self._offsets.owned

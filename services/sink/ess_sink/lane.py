@@ -30,8 +30,10 @@ from prometheus_client import Gauge
 
 from ess_common.kafka import OffsetCommittingConsumer
 from ess_sink.checkpoint import Checkpoint
-from ess_sink.consume import BatchDecoder, Record, collect_batch
+from ess_sink.consume import collect_batch
 from ess_sink.store import BatchAbandonedError
+from ess_tables.batch import BatchDecoder, Record
+from ess_tables.dead_letters import DeadLettersNotSentError
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +146,10 @@ class Lane:
                 await self._keep_membership()
         try:
             task.result()
-        except BatchAbandonedError as exc:
+        except (BatchAbandonedError, DeadLettersNotSentError) as exc:
             log.warning(
-                "lane %d: stopping with the database down: batch abandoned, not committed (%s)",
+                "lane %d: stopping with the database or the DLQ down:"
+                " batch abandoned, not committed (%s)",
                 self.index,
                 exc,
             )

@@ -38,6 +38,12 @@ class SinkMetrics:
             ("cluster", "reason"),
             registry=registry,
         )
+        self.dlq_retries = Counter(
+            "ess_sink_dlq_retries_total",
+            "Dead-letter produces that failed and were tried again",
+            ("cluster",),
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "ess_sink_commit_failures_total",
             "Offset commits that failed (batch reprocessed)",
@@ -94,6 +100,18 @@ class ReplayMetrics:
             "ess_sink_replay_rows_present_total",
             "Rows a replay found already present",
             ("cluster", "table"),
+            registry=registry,
+        )
+        self.worker_up = Gauge(
+            "ess_sink_replay_worker_up",
+            "1 while the replay worker runs, 0 while it waits to restart after a failure",
+            ("cluster",),
+            registry=registry,
+        )
+        self.worker_failures = Counter(
+            "ess_sink_replay_worker_failures_total",
+            "Replay worker failures by kind (kafka, database, unexpected); each is restarted",
+            ("cluster", "kind"),
             registry=registry,
         )
         self.active = Gauge(

@@ -15,8 +15,19 @@ Failures branch on `ReplayError.retriable`: a retriable one (Kafka stalled
 mid-replay) is tried again after the shared backoff, up to
 `ESS_SINK_REPLAY_ATTEMPTS` tries; a non-retriable one (a request that cannot
 be served as asked) fails at once; a stop is never committed, so the request
-is served again after a restart. Kafka trouble outside a request is retried
-with the same backoff, never fatal.
+is served again after a restart. A request for a topic that does not exist
+fails at once (it is rejected, and committed).
+
+The worker supervises itself: anything that escapes serving (Kafka or the
+database away, or an unexpected error, a bug) is logged once, counted in
+`ess_sink_replay_worker_failures_total{kind}`, and the worker starts again
+after the shared backoff. `ess_sink_replay_worker_up` is 0 meanwhile; after
+`ESS_SINK_REPLAY_UNHEALTHY_AFTER` failures in a row (or if the task ended
+without a stop) the sink's `/healthz` fails, so a worker that cannot recover
+gets the pod restarted instead of dying silently.
+
+Replays write through the sink's own path (`ess_tables.replay`): the same
+slot bounds, reject bisection and dead-letter topic (header `via: replay`).
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from ess_common.clusters import Cluster
 from ess_common.db_errors import DB_FAILURES
 from ess_common.http import Health
 from ess_common.kafka import OffsetCommittingConsumer, ReadingProducer
+from ess_common.kafka_offsets import UnknownTopicError
+from ess_common.logs import error_line
 from ess_common.replay import (
     ControlDecodeError,
     ReplayRequest,
@@ -49,6 +62,8 @@ from ess_common.replay import (
 from ess_common.topics import replay_topic
 from ess_sink.metrics import ReplayMetrics
 from ess_sink.settings import ReplaySettings
+from ess_tables.batch import SlotBounds
+from ess_tables.dead_letters import DeadLetterSink, DeadLettersNotSentError
 from ess_tables.replay import (
     ReplayCounts,
     ReplayError,
@@ -72,6 +87,7 @@ class ReplayClients:
     status: Callable[[], ReadingProducer]  # publishes `ReplayStatus` messages
     reader: Callable[[], AIOKafkaConsumer]  # group-less: reads the telemetry topics
     database: Callable[[], Awaitable[asyncpg.Connection]]  # this sink's cluster
+    dead_letters: Callable[[ReadingProducer], DeadLetterSink]  # the DLQ, through `status`'s client
 
 
 class ReplayWorker:
@@ -85,6 +101,7 @@ class ReplayWorker:
         clients: ReplayClients,
         metrics: ReplayMetrics,
         backoff: Backoff,
+        bounds: SlotBounds,
     ) -> None:
         self.cluster = cluster
         self.topic_prefix = topic_prefix
@@ -94,31 +111,66 @@ class ReplayWorker:
         self.served = 0
         self._clients = clients
         self._backoff = backoff
+        self._bounds = bounds
         self._running: str | None = None
+        self.failures = 0  # in a row, since the worker last reached Kafka
+        self.last_error: str | None = None
+        self.ended = False  # the task returned without a stop: nothing serves replays
 
     def health(self) -> Health:
-        return Health(ok=True, detail={"replay_running": self._running, "replays": self.served})
+        """Not ok after `unhealthy_after` failures in a row, or once the worker ended."""
+        ok = not self.ended and self.failures < self.settings.unhealthy_after
+        return Health(
+            ok=ok,
+            detail={
+                "replay_running": self._running,
+                "replays": self.served,
+                "replay_worker_failures": self.failures,
+                "replay_worker_error": self.last_error,
+            },
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve requests until `stop`; Kafka or database trouble is retried, never fatal."""
+        """Serve requests until `stop`; whatever escapes is counted and served again."""
         if not self.settings.enabled:
             log.info("replays disabled (ESS_SINK_REPLAY_ENABLED=false)")
             return
-        while not stop.is_set():
-            try:
-                await self._serve_requests(stop)
-            except _IO_ERRORS as exc:
-                delay = self._backoff.next_delay()
-                log.warning("replay worker: %s; retrying in %.1fs", exc, delay)
-                await sleep_unless_stopped(stop, delay)
-            else:
-                return
+        up = self.metrics.worker_up.labels(self.cluster)
+        try:
+            while not stop.is_set():
+                up.set(1)
+                try:
+                    await self._serve_requests(stop)
+                except Exception as exc:  # noqa: BLE001 - loop boundary: counted, logged once, restarted
+                    up.set(0)
+                    self._failed(exc)
+                    await sleep_unless_stopped(stop, self._backoff.next_delay())
+        finally:
+            up.set(0)
+            self.ended = not stop.is_set()
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_error = error_line(exc)
+        kind = "unexpected"
+        if isinstance(exc, KafkaError):
+            kind = "kafka"
+        elif isinstance(exc, DB_FAILURES):
+            kind = "database"
+        self.metrics.worker_failures.labels(self.cluster, kind).inc()
+        if kind == "unexpected":
+            log.error("replay worker failed (%d in a row); restarting", self.failures, exc_info=exc)
+        else:
+            log.warning(
+                "replay worker: %s (%d in a row); restarting", self.last_error, self.failures
+            )
 
     async def _serve_requests(self, stop: asyncio.Event) -> None:
         async with self._clients.control() as control, self._clients.status() as status:
             while not stop.is_set():
                 fetched = await control.getmany(timeout_ms=500, max_records=1)
                 self._backoff.reset()  # Kafka answers again
+                self.failures, self.last_error = 0, None
                 for tp, records in fetched.items():
                     for record in records:
                         try:
@@ -168,8 +220,11 @@ class ReplayWorker:
         reporter = _StatusReporter(self, request, status)
         counts = ReplayCounts()
         try:
-            counts = await self._replay(request, conn, reporter, counts, stop)
-        except (ReplayError, *_IO_ERRORS) as exc:
+            try:
+                counts = await self._replay(request, conn, reporter, counts, stop, status=status)
+            except DeadLettersNotSentError as exc:
+                raise ReplayInterruptedError(str(exc)) from exc
+        except (ReplayError, UnknownTopicError, *_IO_ERRORS) as exc:  # the request fails
             if isinstance(exc, ReplayInterruptedError):
                 raise
             self.metrics.requests.labels(self.cluster, "failed").inc()
@@ -203,6 +258,8 @@ class ReplayWorker:
         reporter: _StatusReporter,
         counts: ReplayCounts,
         stop: asyncio.Event,
+        *,
+        status: ReadingProducer,
     ) -> ReplayCounts:
         """Plan and execute; again, with a fresh reader and plan (the upserts make a second
         pass harmless), after a retriable `ReplayError`, up to `attempts` tries."""
@@ -233,6 +290,9 @@ class ReplayWorker:
                     idle_timeout_s=self.settings.idle_timeout_s,
                     progress=reporter.progress,
                     stop=stop,
+                    dead_letters=self._clients.dead_letters(status),
+                    bounds=self._bounds,
+                    prefix=self.topic_prefix,
                 )
             except ReplayError as exc:
                 if not exc.retriable or attempt >= self.settings.attempts:

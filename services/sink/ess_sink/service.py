@@ -21,12 +21,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
 from ess_common.http import Health
-from ess_common.kafka import OffsetCommittingConsumer
-from ess_sink.dead_letters import DeadLetters
+from ess_common.kafka import OffsetCommittingConsumer, ReadingProducer
 from ess_sink.lag import LagMonitor, is_stalled
 from ess_sink.lane import Lane
 from ess_sink.metrics import SinkMetrics
@@ -37,30 +37,38 @@ from ess_sink.store import BatchAbandonedError, ClusterStore
 log = logging.getLogger(__name__)
 
 
+class Companion(Protocol):
+    """A task the sink runs beside its lanes until stopped."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 class SinkService:
     def __init__(
         self,
         settings: SinkSettings,
         *,
         consumer: OffsetCommittingConsumer,
-        dlq: DeadLetters,
+        dlq_producer: ReadingProducer,
         stores: Sequence[ClusterStore],
         lanes: Sequence[Lane],
         lag: LagMonitor,
         replays: ReplayWorker,
         metrics: SinkMetrics,
+        companions: Sequence[Companion] = (),
     ) -> None:
         """`stores[i]` is the database connection of `lanes[i]`; `stores[0]` migrates."""
         self.settings = settings
         self.cluster = settings.sink_cluster
         self.name = f"sink-{settings.sink_cluster}"
         self.consumer = consumer
-        self.dlq = dlq
+        self.dlq_producer = dlq_producer  # the lanes' `DeadLetters` produce through it
         self.stores = stores
         self.lanes = lanes
         self.lag = lag
         self.replays = replays  # serves ess.control.replay for this cluster
         self.metrics = metrics
+        self.companions = companions  # e.g. the fleet registry follower: run beside the lanes
 
     @property
     def paused(self) -> bool:
@@ -70,7 +78,8 @@ class SinkService:
     # -- health -----------------------------------------------------------------------------
 
     def health(self) -> Health:
-        """Not live when a lane has messages waiting and committed nothing for `stall_s`."""
+        """Not live when a lane has messages waiting and committed nothing for `stall_s`,
+        or when the replay worker keeps failing (`ReplayWorker.health`)."""
         now = time.monotonic()
         stalled = [
             lane.index
@@ -82,14 +91,16 @@ class SinkService:
             )
         ]
         up = all(store.available for store in self.stores)
+        replays = self.replays.health()
         return Health(
-            ok=not stalled,
+            ok=not stalled and replays.ok,
             detail={
                 "cluster": self.cluster,
                 "lag": self.lag.total,
                 "seconds_since_commit": round(now - max(x.last_commit for x in self.lanes), 1),
                 "database": "up" if up else "down",
                 "stalled_lanes": stalled,
+                **replays.detail,
             },
         )
 
@@ -114,15 +125,18 @@ class SinkService:
                 report.timescaledb or "absent",
             )
         try:
-            async with self.consumer, self.dlq:
+            async with self.consumer, self.dlq_producer:
                 watcher = asyncio.create_task(self._watch_lag(), name=f"{self.name}.lag")
                 replays = asyncio.create_task(self.replays.run(stop), name=f"{self.name}.replay")
+                extra = [asyncio.create_task(c.run(stop)) for c in self.companions]
                 try:
                     await asyncio.gather(*(lane.run(stop) for lane in self.lanes))
                 finally:
                     watcher.cancel()
                     replays.cancel()  # an unfinished replay is not committed: served again
-                    await asyncio.wait({watcher, replays})
+                    for task in extra:
+                        task.cancel()
+                    await asyncio.wait({watcher, replays, *extra})
         finally:
             await self._close_stores()
 

@@ -11,12 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
-from ess_tables.settings import SchemaSettings
-
-THIRTY_DAYS_S = 30 * 24 * 3600
+from ess_tables.settings import SchemaSettings, SlotBoundsSettings
 
 
-class SinkSettings(SchemaSettings):
+class SinkSettings(SchemaSettings, SlotBoundsSettings):
     model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
 
     sink_cluster: Cluster = "local"
@@ -36,8 +34,6 @@ class SinkSettings(SchemaSettings):
     )
     sink_db_connect_timeout_s: float = Field(default=5.0, gt=0)
     sink_db_command_timeout_s: float = Field(default=60.0, gt=0)
-    sink_max_future_s: float = Field(default=300.0, ge=0, description="slot ahead of now -> DLQ")
-    sink_max_age_s: float = Field(default=THIRTY_DAYS_S, gt=0, description="older slot -> DLQ")
     sink_retry_initial_s: float = Field(default=0.5, gt=0, le=60)
     sink_retry_max_s: float = Field(default=15.0, gt=0, le=600)
     sink_stall_s: float = Field(default=120.0, gt=0, description="/healthz fails after this")
@@ -72,4 +68,7 @@ class ReplaySettings(BaseSettings):
     retry_max_s: float = Field(default=60.0, gt=0, le=3600)
     attempts: int = Field(
         default=3, ge=1, le=100, description="tries of a request that stalls before it fails"
+    )
+    unhealthy_after: int = Field(
+        default=3, ge=1, le=1000, description="worker failures in a row that fail /healthz"
     )

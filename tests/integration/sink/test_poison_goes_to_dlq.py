@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
@@ -16,7 +15,7 @@ from ess_common.topics import dlq_topic, telemetry_topic
 from ess_sink.service import SinkService
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import counter_total, run_sink_until, sink_settings
-from helpers.sinkdata import recent_slot, row_count
+from helpers.sinkdata import read_topic, recent_slot, row_count
 
 DEVICE = DeviceId(table="rack", site="site1", bank=1, rack=1)
 KEY = DEVICE.key.encode()
@@ -30,24 +29,6 @@ def _with(reading: Reading, **over: object) -> bytes:
     doc = orjson.loads(encode_reading(reading))
     doc.update(over)
     return orjson.dumps(doc)
-
-
-async def _read_dlq(
-    bootstrap: str, topic: str, expected: int
-) -> list[ConsumerRecord[bytes, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        got: list[ConsumerRecord[bytes, bytes]] = []
-        while len(got) < expected:
-            fetched = await consumer.getmany(timeout_ms=5000)
-            assert fetched, f"only {len(got)} of {expected} dead letters arrived"
-            got.extend(r for records in fetched.values() for r in records)
-        return got
-    finally:
-        await consumer.stop()
 
 
 async def test_bad_messages_are_dead_lettered_and_do_not_block_the_partition(
@@ -91,7 +72,7 @@ async def test_bad_messages_are_dead_lettered_and_do_not_block_the_partition(
         assert counter_total(sink, "rows_written") == len(good)
         assert await row_count(dsn) == len(good)
 
-        letters = await _read_dlq(settings.kafka_bootstrap, dlq_topic(topic_prefix), len(bad))
+        letters = await read_topic(settings.kafka_bootstrap, dlq_topic(topic_prefix), len(bad))
     by_value = {letter.value: letter for letter in letters}
     assert len(letters) == len(bad)
     offsets = {payload: stream.index(payload) for payload, _ in bad}

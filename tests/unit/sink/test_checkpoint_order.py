@@ -10,14 +10,14 @@ from typing import Any, TypeAlias
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from ess_common.model import Table
 from ess_sink.checkpoint import Checkpoint
-from ess_sink.consume import DB_REJECTED, DecodedBatch, Poison, TableRows
 from ess_sink.metrics import SinkMetrics
 from ess_sink.store import BatchAbandonedError, OutageListener
+from ess_tables.batch import DB_REJECTED, DecodedBatch, Poison, TableRows
+from ess_tables.dead_letters import DeadLettersNotSentError
 from ess_tables.writer import BatchWrite, RejectedRow, WriteResult
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -82,11 +82,11 @@ class _DeadLetters:
         self.acked.set()
         self.fail = False
 
-    async def send(self, poison: Sequence[Poison]) -> None:
+    async def send(self, poison: Sequence[Poison], stop: asyncio.Event) -> None:
         self.journal.append(("dlq_send", [(p.record.offset, p.reason) for p in poison]))
         await self.acked.wait()
-        if self.fail:
-            raise KafkaTimeoutError
+        if self.fail:  # `DeadLetters` retries until stop, then raises this
+            raise DeadLettersNotSentError("stopping with the DLQ unreachable")
         self.journal.append(("dlq_acked", None))
 
 
@@ -219,7 +219,7 @@ async def test_an_abandoned_write_sends_nothing_and_commits_nothing() -> None:
 async def test_dead_letters_not_acknowledged_leave_the_offsets_uncommitted() -> None:
     rig = _Rig()
     rig.dlq.fail = True
-    with pytest.raises(KafkaTimeoutError):
+    with pytest.raises(DeadLettersNotSentError):
         await rig.commit(_batch())
     assert "offsets_commit" not in rig.journal.steps()
     assert rig.lag.told == []

@@ -18,6 +18,7 @@ from ess_sink import replay_worker
 from ess_sink.metrics import ReplayMetrics
 from ess_sink.replay_worker import ReplayClients, ReplayWorker
 from ess_sink.settings import ReplaySettings
+from ess_tables.batch import SlotBounds
 from ess_tables.replay import (
     PartitionSpan,
     ReplayCounts,
@@ -86,9 +87,11 @@ def _worker(registry: CollectorRegistry, attempts: int = 3) -> ReplayWorker:
             status=lambda: pytest.fail("not used by `serve`"),
             reader=lambda: cast(Any, _Reader()),
             database=no_database,
+            dead_letters=lambda _producer: cast(Any, None),  # the fake execute sends none
         ),
         metrics=ReplayMetrics(registry),
         backoff=Backoff(0.01, 0.02),
+        bounds=SlotBounds(),
     )
 
 

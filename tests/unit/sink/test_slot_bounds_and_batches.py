@@ -11,12 +11,12 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from ess_common.codec import encode_reading
 from ess_common.model import DeviceId, RackValues, Reading
-from ess_sink.consume import (
+from ess_sink.consume import collect_batch
+from ess_tables.batch import (
     SLOT_OUT_OF_BOUNDS,
     BatchDecoder,
     DecodedBatch,
     SlotBounds,
-    collect_batch,
     decode_batch,
 )
 
