@@ -21,6 +21,7 @@ from helpers.gap import (
     essctl,
     execute,
     fetch,
+    fetchval,
     fill_both_clusters,
     minute_ago,
     new_detector,
@@ -85,7 +86,7 @@ async def test_commissioning_retirement_and_maintenance_shape_what_is_expected(
         assert await fetch(clusters.cloud, "SELECT * FROM fleet_device ORDER BY 1") == (
             registry_before
         )
-        assert await fetch(clusters.local, "SELECT count(*) FROM fleet_maintenance") == [(0,)]
+        assert await fetchval(clusters.local, "SELECT count(*) FROM fleet_maintenance") == 0
 
         retired = essctl(
             ["fleet", "retire", OLD, "--at", _iso(t0 + timedelta(seconds=20)), "--json"],
@@ -108,7 +109,7 @@ async def test_commissioning_retirement_and_maintenance_shape_what_is_expected(
         assert {d["device"]: d["retired_at"] is not None for d in devices}[OLD]
         assert {d["site"]: d["time_zone"] for d in devices}["site2"] == "Asia/Seoul"
         for dsn in (clusters.local, clusters.cloud):  # written to both clusters
-            assert await fetch(dsn, "SELECT count(*) FROM fleet_maintenance") == [(1,)]
+            assert await fetchval(dsn, "SELECT count(*) FROM fleet_maintenance") == 1
         table = essctl(["fleet", "list", "--site", "site1"], topic_prefix, clusters)
         assert table.returncode == 0
         assert OLD in table.stdout
@@ -176,10 +177,10 @@ async def test_a_dead_site_stays_critical_across_restarts_until_retired(
             assert done.returncode == 0, done.stderr
         detector.registry = None  # the same detector re-reads the registry
         for table in TABLES:
-            result = await detector.evaluate_one(table, window)
-            assert result is not None
-            assert "site2" not in result.sites
-            assert result.loss.total("local").total_loss == 0
+            again = await detector.evaluate_one(table, window)
+            assert again is not None
+            assert "site2" not in again.sites
+            assert again.loss.total("local").total_loss == 0
         await detector.close()
         samples = {
             tuple(sample.labels.values())
