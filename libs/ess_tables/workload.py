@@ -187,9 +187,9 @@ def parameter_count(sql: str) -> int:
 
 def why(candidate: Candidate, usage: Counter[tuple[str, Kind]]) -> str:
     """In words: which filters the index serves and why its column order."""
-    eq = ", ".join(f"{c} = ({usage[(c, 'eq')]} calls)" for c in candidate.equality)
+    eq = ", ".join(f"{c} = (x{usage[(c, 'eq')]:,})" for c in candidate.equality)
     tail = candidate.columns[len(candidate.equality) :]
-    ranged = f"; then the range on {tail[0]} ({usage[(tail[0], 'range')]} calls)" if tail else ""
+    ranged = f"; then the range on {tail[0]} (x{usage[(tail[0], 'range')]:,})" if tail else ""
     return (
         f"queries on {candidate.table} filter on {eq}{ranged}: equality columns first, so one"
         " index descent reaches exactly the matching rows"
