@@ -1,4 +1,4 @@
-"""Benchmark: the sink's sustained write rate against raw COPY and naive INSERT, same rows.
+"""Benchmark: the sink's sustained write rate against its ceiling and naive INSERT, same rows.
 
     python benchmarks/sink_throughput.py [--rows 400000] [--naive-sample 5000] [--keep]
 
@@ -7,21 +7,29 @@ Needs the local stack (`make up`). Writes bench-results/sink.json.
 One run, one set of rows (a scaled fleet: ~77 % rack rows, the rest bank,
 PCS and meter rows), one dedicated database on the "local" cluster:
 
-1. raw COPY, the ceiling: `psql \\copy ... FROM file WITH (FORMAT csv)` of the
-   rows into the empty hypertables (asyncpg's binary COPY if psql is missing;
-   the output says which);
-2. the sink's full path, the hypertables emptied again: the same readings
+1. the ceiling, measured the way the sink writes: asyncpg binary
+   `copy_records_to_table` of the same row tuples, in batches of the sink's
+   size (`ESS_SINK_BATCH_MAX_ROWS`, 20,000, in production order, one
+   transaction each) straight into the same empty hypertables (same unique
+   key and index), timed like the sink: rows committed between the first and
+   the last batch's commit / that time. No Kafka, no decoding, no staging,
+   no ON CONFLICT: what the database takes at most through this protocol;
+2. a second reference: `psql \\copy ... FROM file WITH (FORMAT csv)` of the
+   rows, timed end to end (process spawns and CSV parsing included), as the
+   earlier versions of this benchmark reported it;
+3. the sink's full path, the hypertables emptied again: the same readings
    are in Kafka (6 partitions per table) before the sink starts; a real
    `python -m ess_sink` process fetches, decodes, COPYs into staging and
    moves with INSERT ... ON CONFLICT DO NOTHING, committing offsets after
    every transaction. Rate = rows written between the first and the last
    committed batch / that time (start-up excluded; it is reported apart);
-3. replay: a second sink with a new consumer group reads the same topics
+4. replay: a second sink with a new consumer group reads the same topics
    from offset 0; every row is already present;
-4. naive: one autocommitted INSERT ... ON CONFLICT DO NOTHING per row for a
+5. naive: one autocommitted INSERT ... ON CONFLICT DO NOTHING per row for a
    sample of the rows, the rate extrapolated.
 
-CPU seconds per million rows and peak RSS are the sink process's own
+The sink is reported as a ratio of the ceiling (and of psql). CPU seconds per
+million rows and peak RSS are the sink process's own
 (/proc/<pid>/stat, VmHWM); the database server's work is not in them.
 """
 
@@ -64,7 +72,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results" / "sink.json"
 PARTITIONS = 6
 FLEET_DEVICES = 1000
-TARGET_VS_COPY = 0.6
+TARGET_VS_CEILING = 0.6
+SINK_BATCH_ROWS = 20_000  # the sink's default ESS_SINK_BATCH_MAX_ROWS
 TARGET_REPLAY_VS_NEW = 0.5
 
 
@@ -90,7 +99,14 @@ def _csv_value(value: Any) -> Any:
 class Dataset:
     files: dict[Table, Path]
     counts: dict[Table, int]
-    sample: list[tuple[Table, tuple[Any, ...]]]  # for the naive INSERT
+    ordered: list[tuple[Table, tuple[Any, ...]]]  # every row, in production order
+
+    @property
+    def sample(self) -> list[tuple[Table, tuple[Any, ...]]]:
+        """The rows for the naive INSERT."""
+        return self.ordered[: self.sample_size]
+
+    sample_size: int = 0
 
     @property
     def rows(self) -> int:
@@ -117,8 +133,7 @@ async def _prepare(
                 row = to_row(reading)
                 writers[reading.table].writerow([_csv_value(v) for v in row])
                 counts[reading.table] += 1
-                if len(kept) < sample:
-                    kept.append((reading.table, row))
+                kept.append((reading.table, row))
                 acks.append(
                     await producer.send_raw(
                         telemetry_topic(reading.table, prefix),
@@ -133,7 +148,7 @@ async def _prepare(
     finally:
         for handle in handles.values():
             handle.close()
-    return Dataset(files, dict(counts), kept)
+    return Dataset(files, dict(counts), kept, sample)
 
 
 async def _truncate(dsn: str) -> None:
@@ -154,7 +169,40 @@ async def _count(dsn: str) -> int:
         await conn.close()
 
 
-async def _raw_copy(dsn: str, data: Dataset) -> dict[str, Any]:
+async def _binary_copy(dsn: str, data: Dataset) -> dict[str, Any]:
+    """The ceiling: the sink's batches as binary COPY straight into the hypertables."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        first: tuple[float, int] | None = None  # time of the first commit, rows by then
+        done = 0
+        for start in range(0, len(data.ordered), SINK_BATCH_ROWS):
+            by_table: dict[Table, list[tuple[Any, ...]]] = {}
+            for table, row in data.ordered[start : start + SINK_BATCH_ROWS]:
+                by_table.setdefault(table, []).append(row)
+            async with conn.transaction():
+                for table, rows in by_table.items():
+                    await conn.copy_records_to_table(
+                        table, records=rows, columns=list(columns(table))
+                    )
+            done += sum(len(rows) for rows in by_table.values())
+            now = time.perf_counter()
+            if first is None:
+                first = (now, done)
+    finally:
+        await conn.close()
+    assert first is not None
+    assert await _count(dsn) == data.rows
+    seconds = now - first[0]
+    return {
+        "how": "asyncpg copy_records_to_table (binary), batches of"
+        f" {SINK_BATCH_ROWS:,} rows, one transaction each, into the hypertables",
+        "measured_rows": done - first[1],
+        "measured_seconds": round(seconds, 3),
+        "rows_per_s": round((done - first[1]) / seconds),
+    }
+
+
+async def _psql_copy(dsn: str, data: Dataset) -> dict[str, Any]:
     psql = shutil.which("psql")
     started = time.perf_counter()
     if psql:
@@ -342,11 +390,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             _log(f"producing {args.rows:,} readings to Kafka and CSV files")
             data = await _prepare(settings, prefix, workdir, args.rows, args.naive_sample)
             sink_log = workdir / "sink.log"
-            copies, news, replays = [], [], []
-            for run in range(1, args.repeat + 1):  # alternating, so load from others hits both
+            ceilings, copies, news, replays = [], [], [], []
+            for run in range(1, args.repeat + 1):  # alternating, so load from others hits all
                 await _truncate(dsn)
-                copies.append(await _raw_copy(dsn, data))
-                _log(f"run {run}: raw COPY {copies[-1]['rows_per_s']:,} rows/s; the sink")
+                ceilings.append(await _binary_copy(dsn, data))
+                await _truncate(dsn)
+                copies.append(await _psql_copy(dsn, data))
+                _log(
+                    f"run {run}: binary COPY {ceilings[-1]['rows_per_s']:,} rows/s,"
+                    f" psql \\copy {copies[-1]['rows_per_s']:,} rows/s; the sink"
+                )
                 await _truncate(dsn)
                 news.append(
                     await _run_sink(
@@ -374,7 +427,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 assert replays[-1]["written"] == 0
                 assert await _count(dsn) == data.rows
                 _log(f"run {run}: replay {replays[-1]['rows_per_s']:,} rows/s")
-            copy, new, replay = (_best(copies), _best(news), _best(replays))
+            ceiling, copy, new, replay = (
+                _best(ceilings),
+                _best(copies),
+                _best(news),
+                _best(replays),
+            )
             _log("naive INSERT sample")
             await _truncate(dsn)
             naive = await _naive_insert(dsn, data.sample)
@@ -385,7 +443,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await pg_admin.close()
         await admin.close()
 
-    ratio = new["rows_per_s"] / copy["rows_per_s"]
+    ratio = new["rows_per_s"] / ceiling["rows_per_s"]
     replay_ratio = replay["rows_per_s"] / new["rows_per_s"]
     return {
         "benchmark": "sink_throughput",
@@ -395,22 +453,32 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "rows_by_table": data.counts,
         "kafka_partitions_per_table": PARTITIONS,
         "runs_per_path": args.repeat,
-        "raw_copy": copy,
-        "sink_new_rows": {**new, "ratio_to_raw_copy": round(ratio, 3)},
+        "ceiling_binary_copy": ceiling,
+        "psql_copy": {
+            **copy,
+            "ratio_to_ceiling": round(copy["rows_per_s"] / ceiling["rows_per_s"], 3),
+        },
+        "sink_new_rows": {
+            **new,
+            "ratio_to_ceiling": round(ratio, 3),
+            "ratio_to_psql_copy": round(new["rows_per_s"] / copy["rows_per_s"], 3),
+        },
         "sink_replay": {
             **replay,
-            "ratio_to_raw_copy": round(replay["rows_per_s"] / copy["rows_per_s"], 3),
+            "ratio_to_ceiling": round(replay["rows_per_s"] / ceiling["rows_per_s"], 3),
+            "ratio_to_psql_copy": round(replay["rows_per_s"] / copy["rows_per_s"], 3),
             "ratio_to_new_rows": round(replay_ratio, 3),
         },
         "naive_insert": {
             **naive,
-            "ratio_to_raw_copy": round(naive["rows_per_s"] / copy["rows_per_s"], 4),
+            "ratio_to_ceiling": round(naive["rows_per_s"] / ceiling["rows_per_s"], 4),
+            "ratio_to_psql_copy": round(naive["rows_per_s"] / copy["rows_per_s"], 4),
         },
         "targets": {
-            "sink_vs_raw_copy": {
-                "target": TARGET_VS_COPY,
+            "sink_vs_ceiling": {
+                "target": TARGET_VS_CEILING,
                 "measured": round(ratio, 3),
-                "met": ratio >= TARGET_VS_COPY,
+                "met": ratio >= TARGET_VS_CEILING,
             },
             "replay_vs_new_rows": {
                 "target": TARGET_REPLAY_VS_NEW,
@@ -422,8 +490,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print(result: dict[str, Any]) -> None:
-    copy, new, replay, naive = (
-        result["raw_copy"],
+    ceiling, copy, new, replay, naive = (
+        result["ceiling_binary_copy"],
+        result["psql_copy"],
         result["sink_new_rows"],
         result["sink_replay"],
         result["naive_insert"],
@@ -434,21 +503,28 @@ def _print(result: dict[str, Any]) -> None:
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB;"
         f" PostgreSQL {m['postgresql']}, TimescaleDB {m['timescaledb']}\n"
     )
-    head = f"{'path':<44}{'rows/s':>10}{'vs COPY':>9}{'CPU s/M rows':>14}{'peak RSS':>10}"
+    head = (
+        f"{'path':<44}{'rows/s':>10}{'vs ceiling':>11}{'vs psql':>9}"
+        f"{'CPU s/M rows':>14}{'peak RSS':>10}"
+    )
     print(head)
     print("-" * len(head))
-    print(f"{'raw COPY (' + copy['how'].split(',')[0] + ')':<44}{copy['rows_per_s']:>10,}{1:>9.2f}")
+    print(f"{'ceiling: binary COPY, sink-sized batches':<44}{ceiling['rows_per_s']:>10,}{1:>11.2f}")
+    psql_label = "psql \\copy CSV, end to end"
+    print(f"{psql_label:<44}{copy['rows_per_s']:>10,}{copy['ratio_to_ceiling']:>11.2f}{1:>9.2f}")
     for label, r in (
         ("sink: Kafka -> COPY staging -> ON CONFLICT", new),
         ("sink replay: every row already present", replay),
     ):
         print(
-            f"{label:<44}{r['rows_per_s']:>10,}{r['ratio_to_raw_copy']:>9.2f}"
+            f"{label:<44}{r['rows_per_s']:>10,}{r['ratio_to_ceiling']:>11.2f}"
+            f"{r['ratio_to_psql_copy']:>9.2f}"
             f"{r['cpu_s_per_million_rows']:>14.1f}{r['peak_rss_mb']:>8.0f} MB"
         )
     print(
         f"{'naive INSERT per row (' + format(naive['sample_rows'], ',') + ' rows)':<44}"
-        f"{naive['rows_per_s']:>10,}{naive['ratio_to_raw_copy']:>9.3f}"
+        f"{naive['rows_per_s']:>10,}{naive['ratio_to_ceiling']:>11.3f}"
+        f"{naive['ratio_to_psql_copy']:>9.3f}"
     )
     for name, t in result["targets"].items():
         state = "met" if t["met"] else "NOT met"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -80,9 +82,6 @@ async def test_consumer_commits_exactly_the_offsets_it_is_told(
             batch = await first.getmany(timeout_ms=2000)
             records.extend(batch.get(tp, []))
         assert await first.commit_processed({tp: records[3].offset})  # processed 0..3
-        # A partition this member does not own is never committed.
-        stranger = TopicPartition(topic + "-other", 0)
-        assert not await first.commit_processed({stranger: 5})
         committed = await first.committed(tp)
     assert committed == 4
 
@@ -91,3 +90,29 @@ async def test_consumer_commits_exactly_the_offsets_it_is_told(
         while not batch:
             batch = await second.getmany(timeout_ms=2000)
         assert batch[tp][0].offset == 4  # resumes after the last committed record
+
+
+async def test_a_partition_another_member_owns_is_never_committed(
+    settings: CommonSettings, make_topic: TopicFactory
+) -> None:
+    """Two members of one group share a subscribed topic: neither commits the other's
+    partition (the broker would accept it from any member of the generation)."""
+    topic = await make_topic(partitions=2)
+    group = unique("g")
+    both = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+    extra = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+    async with (
+        OffsetCommittingConsumer(settings.kafka_bootstrap, group, [topic], **extra) as first,
+        OffsetCommittingConsumer(settings.kafka_bootstrap, group, [topic], **extra) as second,
+    ):
+        deadline = time.monotonic() + 60
+        while not (len(first.owned) == 1 and len(second.owned) == 1):
+            assert time.monotonic() < deadline, (first.owned, second.owned)
+            await asyncio.gather(first.getmany(timeout_ms=200), second.getmany(timeout_ms=200))
+        (mine,) = first.owned
+        (theirs,) = second.owned
+        assert {mine, theirs} == both
+        assert not await first.commit_processed({theirs: 5})
+        assert not await first.commit_processed({mine: 0, theirs: 5})  # partly owned: False
+        assert await second.committed(theirs) is None  # nothing was committed for it
+        assert await first.committed(mine) == 1
