@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ess_cache.decode import CacheReading
+
+# Slot to applied in Redis, in seconds (as the sinks' ess_sink_freshness_seconds).
+FRESHNESS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 21600, 86400)
 
 
 class CacheMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.freshness = Histogram(
+            "ess_cache_freshness_seconds",
+            "Apply time - slot time of every reading applied (and committed)",
+            ("table",),
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
         self.applied = Counter(
             "ess_cache_readings_applied_total",
             "Readings counted into the aggregates for the first time",
@@ -73,3 +88,8 @@ class CacheMetrics:
             "Offset commits that failed (the batch is re-read; dedupe absorbs it)",
             registry=registry,
         )
+
+    def observe_freshness(self, readings: Iterable[CacheReading]) -> None:
+        now = time.time()
+        for reading in readings:
+            self.freshness.labels(reading.device.table).observe(now - reading.slot)

@@ -219,6 +219,7 @@ class CacheService:
         self._count_applied(result)
         if await self.consumer.commit_processed(job.batch.last_offsets):
             self.metrics.batches.inc()
+            self.metrics.observe_freshness(job.batch.readings)
         else:
             self.metrics.commit_failures.inc()
         self._last_progress = time.monotonic()

@@ -78,6 +78,16 @@ class CollectorMetrics:
         self.spool_bytes = Gauge(
             "ess_collector_spool_bytes", "Bytes of the spool's segment files", registry=registry
         )
+        self.spool_max_bytes = Gauge(
+            "ess_collector_spool_max_bytes",
+            "The spool's bound (drop-oldest beyond it)",
+            registry=registry,
+        )
+        self.spool_oldest_age = Gauge(
+            "ess_collector_spool_oldest_age_seconds",
+            "Now - slot of the oldest reading in the spool not acknowledged by Kafka (0 = empty)",
+            registry=registry,
+        )
         self.spool_dropped = Counter(
             "ess_collector_spool_dropped_total",
             "Readings dropped because the spool was full (drop-oldest policy)",

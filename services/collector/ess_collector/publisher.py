@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import functools
 import logging
@@ -83,6 +84,10 @@ class SpoolingPublisher:
         # Unacknowledged records; new ones are inserted in sequence order and a resend
         # re-assigns its key in place, so the first key is always the oldest.
         self._unacked: dict[int, SpoolRecord] = {}
+        # (first sequence number, slot) of each slot submitted: the spool's oldest age
+        # (readings recovered from disk at start are not in it)
+        self._slot_starts: collections.deque[tuple[int, float]] = collections.deque()
+        metrics.spool_max_bytes.set(spool.max_bytes)
         self._to_resend: list[int] = []  # sorted sequence numbers whose send failed
         self._wakeup = asyncio.Event()
         self._dropped_reported = spool.dropped
@@ -97,7 +102,10 @@ class SpoolingPublisher:
     def submit(self, reading: Reading) -> None:
         """Queue one reading for Kafka (never blocks on Kafka)."""
         topic = telemetry_topic(reading.table, self._prefix)
-        self.spool.append(topic, reading.device.key.encode(), encode_reading(reading))
+        seq = self.spool.append(topic, reading.device.key.encode(), encode_reading(reading))
+        slot = reading.ts.timestamp()
+        if seq is not None and (not self._slot_starts or self._slot_starts[-1][1] != slot):
+            self._slot_starts.append((seq, slot))
         self._wakeup.set()
 
     def flush(self) -> None:
@@ -225,9 +233,18 @@ class SpoolingPublisher:
         self.spool.commit(first_unacked if first_unacked is not None else self.spool.read_position)
         self._update_gauges()
 
+    def _oldest_age(self) -> float:
+        acked = self.spool.cursor
+        while len(self._slot_starts) > 1 and self._slot_starts[1][0] <= acked:
+            self._slot_starts.popleft()
+        if self.spool.depth == 0 or not self._slot_starts:
+            return 0.0
+        return max(0.0, time.time() - self._slot_starts[0][1])
+
     def _update_gauges(self) -> None:
         self._metrics.spool_depth.set(self.spool.depth)
         self._metrics.spool_bytes.set(self.spool.size_bytes)
+        self._metrics.spool_oldest_age.set(self._oldest_age())
         dropped = self.spool.dropped - self._dropped_reported
         if dropped:
             self._metrics.spool_dropped.inc(dropped)

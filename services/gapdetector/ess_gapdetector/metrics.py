@@ -27,6 +27,11 @@ class GapMetrics:
             "Time since a window was last evaluated",
             registry=registry,
         )
+        self.last_window = Gauge(
+            "ess_gapdetector_last_window_timestamp_seconds",
+            "Unix time a window was last evaluated (alert: time() - this)",
+            registry=registry,
+        )
         self.pending_windows = Gauge(
             "ess_gapdetector_pending_windows",
             "Windows a sink group has not passed yet (re-evaluated until final)",

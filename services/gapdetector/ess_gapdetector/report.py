@@ -87,6 +87,7 @@ def publish(result: WindowResult, metrics: GapMetrics) -> None:
             )
         _drop_gauges_of_gone_sites(metrics, (cluster, table, w.period, w.zone), shown)
         metrics.windows.labels(table, w.period).inc()
+        metrics.last_window.set_to_current_time()
 
 
 def _drop_gauges_of_gone_sites(

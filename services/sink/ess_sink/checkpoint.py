@@ -100,6 +100,7 @@ class Checkpoint:
             self._lag.committed({tp: o + 1 for tp, o in batch.last_offsets.items() if tp in owned})
             self._metrics.batches.labels(self._cluster).inc()
             self._metrics.last_commit.labels(self._cluster).set_to_current_time()
+            self._metrics.observe_freshness(self._cluster, batch.rows)
             self.last_commit = time.monotonic()
         else:
             self._metrics.commit_failures.labels(self._cluster).inc()
