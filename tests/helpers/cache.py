@@ -236,3 +236,8 @@ async def essctl_cache(env: dict[str, str], *args: str) -> dict[str, Any]:
         doc: dict[str, Any] = orjson.loads(out)
         return doc
     return {"text": out.decode()}
+
+
+def rebuildable(snap: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Everything but the anomaly feeds, which a flush loses (docs/cache.md)."""
+    return {k: v for k, v in snap.items() if not k.startswith(f"{prefix}:anomalies:")}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from ess_cache.metrics import CacheMetrics
@@ -16,6 +18,7 @@ from ess_cache.store import RedisStore
 from ess_cache.window import Retention
 from ess_common.db import DbTimeouts, connect
 from ess_common.kafka import OffsetCommittingConsumer
+from ess_common.kafka_offsets import group_committed
 from ess_common.topics import telemetry_topic
 
 
@@ -45,6 +48,23 @@ def bootstrap(settings: CacheSettings, registry: CollectorRegistry) -> CacheServ
         retention=retention,
         store=store,
         consumer=consumer,
-        rebuilder=Rebuilder(s, store, retention, connect_db),
+        rebuilder=Rebuilder(s, store, retention, connect_db, functools.partial(_sink_offsets, s)),
         sites=SitePass(s, store, rules, metrics),
     )
+
+
+async def _sink_offsets(settings: CacheSettings) -> dict[TopicPartition, int]:
+    """What the rebuild cluster's sink group has committed on the cache's topics."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="ess-cache-rebuild"
+    )
+    await admin.start()
+    try:
+        out: dict[TopicPartition, int] = {}
+        for table in settings.cache_tables:
+            topic = telemetry_topic(table, settings.topic_prefix)
+            committed = await group_committed(admin, settings.rebuild_sink_group, topic)
+            out.update({TopicPartition(topic, p): o for p, o in committed.items()})
+        return out
+    finally:
+        await admin.close()

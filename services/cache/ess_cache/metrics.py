@@ -40,6 +40,12 @@ class CacheMetrics:
             ("table",),
             registry=registry,
         )
+        self.out_of_bounds = Counter(
+            "ess_cache_readings_out_of_bounds_total",
+            "Readings outside the sinks' slot bounds (too far ahead or too old; ignored)",
+            ("table",),
+            registry=registry,
+        )
         self.undecodable = Counter(
             "ess_cache_undecodable_messages_total",
             "Messages that are not valid readings (the sinks dead-letter them)",

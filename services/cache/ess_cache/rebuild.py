@@ -11,10 +11,15 @@ Order of work (one instance at a time, under a lock in Redis):
    flush during the rebuild removes the lock, and the rebuild starts over).
 
 The bitmaps mark what SQL holds, so Kafka messages for those slots are
-duplicates afterwards. What SQL does not hold yet (the sink lags, or its
-cluster is down) comes from Kafka: the report names `rewind_to`, the slot
-from which every partition is read again (the newest slot SQL holds in the
-table that lags most, minus `ESS_CACHE_REBUILD_REWIND_S`).
+duplicates afterwards. What SQL does not hold yet comes from Kafka, per
+partition: before reading SQL the rebuild takes the offsets the rebuild
+cluster's sink group has committed (`sink_offsets`); the sink commits only
+after its transaction, so every message before them is in SQL by then. The
+report names those offsets, and every partition is read again from exactly
+there (one the group never committed: from the window's start, `rewind_to`).
+A partition whose sink lags, or a stretch the sink has not committed yet,
+is therefore re-read however old it is, where a time-based margin would skip
+it.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import asyncpg
+from aiokafka import TopicPartition
 
-from ess_cache.rebuild_sql import DeviceCache, high_water, latest_readings, minute_rows
+from ess_cache.rebuild_sql import DeviceCache, latest_readings, minute_rows
+from ess_cache.rewind import RewindTarget
 from ess_cache.rollup import HOUR_S, MinuteRow, Rollup, hour_segments
 from ess_cache.settings import CacheSettings
 from ess_cache.store import RedisStore
@@ -48,11 +55,12 @@ class RebuildInterruptedError(Exception):
 class RebuildReport:
     generation: str
     window_from: int
-    rewind_to: int
+    rewind_to: int  # partitions without a sink offset are read again from this slot
     minute_rows: int = 0
     buckets: int = 0
     seconds: float = 0.0
     done_here: bool = True  # False: another instance rebuilt, we waited for it
+    offsets: Mapping[TopicPartition, int] = field(default_factory=dict)  # the sink group's
 
 
 class Rebuilder:
@@ -62,11 +70,13 @@ class Rebuilder:
         store: RedisStore,
         retention: Retention,
         connect_db: Callable[[], Awaitable[asyncpg.Connection]],
+        sink_offsets: Callable[[], Awaitable[dict[TopicPartition, int]]],
     ) -> None:
         self.settings = settings
         self.store = store
         self.retention = retention
         self.connect_db = connect_db  # to the cluster the rebuild reads
+        self.sink_offsets = sink_offsets  # what that cluster's sink group has committed
 
     async def rebuild(self, reason: str) -> RebuildReport:
         token = uuid.uuid4().hex
@@ -106,13 +116,15 @@ class Rebuilder:
         while await self.store.lock_holder() is not None:  # noqa: ASYNC110 - the lock is in Redis
             await asyncio.sleep(0.5)
         marker = await self.store.marker()
-        if "generation" not in marker:
+        target = RewindTarget.from_marker(marker)
+        if "generation" not in marker or target is None:
             return None
         return RebuildReport(
             marker["generation"],
             int(marker["window_from"]),
-            int(marker["rewind_to"]),
+            target.from_slot,
             done_here=False,
+            offsets=target.offsets,
         )
 
     async def _rebuild(
@@ -120,6 +132,7 @@ class Rebuilder:
     ) -> RebuildReport:
         now = int(time.time())
         window_from = self.retention.accept_from(now)
+        offsets = await self.sink_offsets()  # before SQL: all before them is in SQL then
         await self.store.clear_window(window_from)
         rollup = Rollup(self.retention)
         devices = DeviceCache()
@@ -139,27 +152,26 @@ class Rebuilder:
             if not await self.store.extend_lock(token, self.settings.cache_rebuild_lock_s):
                 raise RebuildInterruptedError("the rebuild lock vanished (Redis flushed?)")
         buckets += await self.store.write_buckets(rollup.pop_all(), now)
-        high_waters: list[int] = []
         for table in self.settings.cache_tables:
             latest = [item async for item in latest_readings(conn, table, window_from)]
             await self.store.write_latest(latest, self.settings.cache_latest_ttl_s)
-            newest = await high_water(conn, table, window_from)
-            if newest is not None:
-                high_waters.append(newest)
-        rewind_to = max(
-            window_from,
-            min(high_waters, default=window_from) - self.settings.cache_rebuild_rewind_s,
-        )
         generation = f"{now}-{token[:8]}"
+        target = RewindTarget(window_from, offsets)
         marker = {
             "generation": generation,
             "rebuilt_at": str(now),
             "window_from": str(window_from),
-            "rewind_to": str(rewind_to),
+            **target.marker_fields(),
             "reason": reason,
         }
         if not await self.store.finish_rebuild(token, marker):
             raise RebuildInterruptedError("the rebuild lock vanished before the marker was set")
         return RebuildReport(
-            generation, window_from, rewind_to, rows_read, buckets, time.monotonic() - started
+            generation,
+            window_from,
+            window_from,
+            rows_read,
+            buckets,
+            time.monotonic() - started,
+            offsets=offsets,
         )

@@ -98,15 +98,6 @@ def _minute_row(record: asyncpg.Record, table: Table, devices: DeviceCache) -> M
     return MinuteRow(devices.get(record[0]), int(record[1]), int(record[2]), bucket)
 
 
-async def high_water(conn: asyncpg.Connection, table: Table, since: int) -> int | None:
-    """The newest slot stored in `table` since `since`, or None."""
-    value: datetime | None = await conn.fetchval(
-        f"SELECT max(ts) FROM {quote_ident(table)} WHERE ts >= $1",  # noqa: S608
-        _at(since),
-    )
-    return int(value.timestamp()) if value is not None else None
-
-
 async def latest_readings(
     conn: asyncpg.Connection, table: Table, since: int
 ) -> AsyncIterator[tuple[DeviceId, int, bytes]]:

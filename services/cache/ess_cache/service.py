@@ -18,13 +18,14 @@ from typing import TypeVar
 
 import asyncpg
 
-from ess_cache.batch import PreparedBatch, prepare_batch
+from ess_cache.batch import Accepted, PreparedBatch, prepare_batch
 from ess_cache.decode import CacheReading, ReadingDecoder
 from ess_cache.metrics import CacheMetrics
 from ess_cache.partitions import PartitionControl
 from ess_cache.plan import PlanConfig, ScriptCall, iter_calls
 from ess_cache.ports import Consumer, Fetched, Rebuild, SitePasses, Store
 from ess_cache.rebuild import RebuildInterruptedError
+from ess_cache.rewind import RewindTarget
 from ess_cache.rules import Anomaly, AnomalyRules, RuleEvaluator
 from ess_cache.settings import CacheSettings
 from ess_cache.store import REDIS_UNAVAILABLE, ApplyResult
@@ -80,7 +81,7 @@ class CacheService:
         self.consumer = consumer
         self.partitions = PartitionControl(self.consumer)
         self.generation: str | None = None
-        self._pending_rewind: int | None = None
+        self._pending_rewind: RewindTarget | None = None
         self._check_marker = asyncio.Event()
         self._redis_ok = False
         self._rebuilding = False
@@ -157,11 +158,12 @@ class CacheService:
 
     async def _decode(self, fetched: Fetched) -> PreparedBatch:
         batch = PreparedBatch()
-        accept_from = self.retention.accept_from(int(time.time()))
+        now = time.time()
+        accept = Accepted.at(now, self.retention.accept_from(int(now)), self.settings.bounds)
         for tp, records in fetched.items():
             for i in range(0, len(records), _SLICE):
                 part = {tp: records[i : i + _SLICE]}
-                prepare_batch(part, self.settings.topic_prefix, self.decoder, accept_from, batch)
+                prepare_batch(part, self.settings.topic_prefix, self.decoder, accept, batch)
                 await asyncio.sleep(0)
         return batch
 
@@ -209,7 +211,7 @@ class CacheService:
         both = _first_offsets(job.batch, next_batch)
         if result.generation is None:
             await self._rebuild("data_gone", stop)
-            await self._rewind(self._pending_rewind or 0, both)
+            await self._rewind(self._pending_rewind or RewindTarget(0), both)
             return False
         if result.generation != self.generation:
             log.info("the cache was rebuilt elsewhere (generation %s)", result.generation)
@@ -231,6 +233,8 @@ class CacheService:
     def _count_skipped(self, batch: PreparedBatch) -> None:
         for table, n in batch.too_old.items():
             self.metrics.too_old.labels(table).inc(n)
+        for table, n in batch.out_of_bounds.items():
+            self.metrics.out_of_bounds.labels(table).inc(n)
         for reason, n in batch.undecodable.items():
             self.metrics.undecodable.labels(reason).inc(n)
 
@@ -249,27 +253,32 @@ class CacheService:
             return False
         if generation is None:
             await self._rebuild("data_gone", stop)
-            await self._rewind(self._pending_rewind or 0, batch)
+            await self._rewind(self._pending_rewind or RewindTarget(0), batch)
         else:
             self.generation = generation
             await self._adopt_marker(batch)
         return True
 
     async def _adopt_marker(self, batch: PreparedBatch) -> None:
-        marker = await self.store.marker()
-        if "rewind_to" in marker:
-            await self._rewind(int(marker["rewind_to"]), batch)
+        target = RewindTarget.from_marker(await self.store.marker())
+        if target is not None:
+            await self._rewind(target, batch)
 
-    async def _rewind(self, to_slot: int, batch: PreparedBatch) -> bool:
-        targets = await self.partitions.rewind(to_slot, batch.first_offsets)
+    async def _rewind(self, target: RewindTarget, batch: PreparedBatch) -> bool:
+        targets = await self.partitions.rewind(target, batch.first_offsets)
         if targets is None:
-            self._pending_rewind = to_slot
+            self._pending_rewind = target
             return False
         self._pending_rewind = None
         # Judged readings may come again, from an earlier point: the rules start afresh
         # (anything they raise again for an applied reading is dropped by the script).
         self.evaluator.forget()
-        log.info("rewound %d partitions to slot %d", len(targets), to_slot)
+        log.info(
+            "rewound %d partitions (%d to the sink group's offsets, the rest to slot %d)",
+            len(targets),
+            len(set(targets) & set(target.offsets)),
+            target.from_slot,
+        )
         return True
 
     async def _rebuild(self, reason: str, stop: asyncio.Event, with_consumer: bool = True) -> None:
@@ -287,7 +296,7 @@ class CacheService:
             self.metrics.rebuilds.labels(reason).inc()
             self.metrics.rebuild_seconds.observe(time.monotonic() - started)
         self.generation = report.generation
-        self._pending_rewind = report.rewind_to
+        self._pending_rewind = RewindTarget(report.rewind_to, report.offsets)
 
     async def _retrying(
         self,

@@ -1,4 +1,8 @@
-"""Cache settings (`ESS_CACHE_*` on top of the common `ESS_*` ones and the key prefix)."""
+"""Cache settings (`ESS_CACHE_*` on top of the common `ESS_*` ones and the key prefix).
+
+The slot bounds are the sinks' own (`ESS_SINK_MAX_FUTURE_S`, `ESS_SINK_MAX_AGE_S`):
+the cache counts exactly the slots the clusters keep.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ from ess_cache_layout.measures import DAY_S
 from ess_cache_layout.settings import CacheReadSettings
 from ess_common.clusters import Cluster
 from ess_common.model import TABLES, Table
+from ess_tables.settings import SlotBoundsSettings
 
 HOUR_S = 3600
 
 
-class CacheSettings(CacheReadSettings):
+class CacheSettings(CacheReadSettings, SlotBoundsSettings):
     model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
 
     cache_group_id: str = "ess-cache"
@@ -37,8 +42,9 @@ class CacheSettings(CacheReadSettings):
     cache_late_s: int = Field(default=HOUR_S, ge=0, le=DAY_S)
     cache_latest_ttl_s: int = Field(default=7 * DAY_S, ge=60)
     cache_rebuild_cluster: Cluster = "local"
-    # After a rebuild each partition is re-read from this long before the newest slot in SQL.
-    cache_rebuild_rewind_s: int = Field(default=300, ge=0)
+    # After a rebuild each partition is re-read from the offset this group (the sinks of
+    # the rebuild cluster) had committed when the rebuild started; default ess-sink-<cluster>.
+    cache_rebuild_sink_group: str | None = None
     cache_rebuild_lock_s: int = Field(default=900, ge=10)
     cache_rules_file: Path | None = None
     cache_anomaly_max_entries: int = Field(default=1000, ge=10)
@@ -65,6 +71,10 @@ class CacheSettings(CacheReadSettings):
             "1h": self.cache_ttl_1h_s,
             "1d": self.cache_ttl_1d_s,
         }
+
+    @property
+    def rebuild_sink_group(self) -> str:
+        return self.cache_rebuild_sink_group or f"ess-sink-{self.cache_rebuild_cluster}"
 
     @property
     def rebuild_dsn(self) -> SecretStr:

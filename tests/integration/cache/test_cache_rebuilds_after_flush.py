@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -24,6 +23,7 @@ from helpers.cache import (
     cache_settings,
     migrated,
     produce,
+    rebuildable,
     recent_start,
     running_cache,
     snapshot,
@@ -31,11 +31,6 @@ from helpers.cache import (
 from helpers.common import DatabaseFactory, unique
 from helpers.disposable import disposable_redis
 from helpers.sink import run_sink_until, sink_settings
-
-
-def _rebuildable(snap: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Everything but the anomaly feeds, which are not rebuilt (docs/cache.md)."""
-    return {k: v for k, v in snap.items() if not k.startswith(f"{prefix}:anomalies:")}
 
 
 async def test_after_flushall_the_rebuilt_aggregates_equal_those_before(
@@ -71,7 +66,7 @@ async def test_after_flushall_the_rebuilt_aggregates_equal_those_before(
             # These reach the cache but not SQL: the rebuild cannot know them.
             await produce(settings.kafka_bootstrap, telemetry_prefix, kafka_only)
             await run.wait_for_counts(applied=len(in_sql) + len(kafka_only))
-            before = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
+            before = rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
             assert len(buckets_of(before, ns.prefix)) > 4 * 62
 
             client = aioredis.Redis.from_url(server.url)
@@ -81,7 +76,7 @@ async def test_after_flushall_the_rebuilt_aggregates_equal_those_before(
                 await client.aclose()
 
             async def same_as_before() -> bool:
-                after = _rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
+                after = rebuildable(await snapshot(ns.url, ns.prefix), ns.prefix)
                 return bool(after == before and run.total("rebuilds") == 2)
 
             await run.wait_until(same_as_before, "the rebuilt cache equals the old one")
