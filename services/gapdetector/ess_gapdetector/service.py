@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka.errors import KafkaError
 
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 _HOUSEKEEPING_S = 1.0
 _COMMIT_EVERY_S = 10.0
 _POLL_MS = 200
+_KAFKA_CALL_S = 15.0  # one Kafka round trip; longer means the broker is away
+_CLOSE_S = 10.0
 # what a Kafka client raises when the broker is away (aiokafka's tree, sockets, timeouts)
 KAFKA_FAILURES = (KafkaError, OSError, TimeoutError)
 
@@ -210,32 +212,41 @@ class GapDetectorService:
         await self._housekeeping()
 
     async def close(self) -> None:
-        for name, what in (("feed", self.feed), ("statuses", self.statuses)):
+        """Close every client, each within a bound (the broker may be away)."""
+        closing: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("feed", self.feed.stop),
+            ("statuses", self.statuses.stop),
+            ("requests", self.requests.stop),
+        ]
+        if self.sink_groups is not None:
+            closing.append(("sink groups", self.sink_groups.close))
+        for name, stop in closing:
             try:
-                await what.stop()
+                await asyncio.wait_for(stop(), _CLOSE_S)
             except KAFKA_FAILURES as exc:
                 log.warning("stopping the %s client: %s", name, exc)
-        try:
-            await self.requests.stop()
-        except KAFKA_FAILURES as exc:
-            log.warning("stopping the request producer: %s", exc)
-        if self.sink_groups is not None:
-            await self.sink_groups.close()
         await self.clusters.close()
 
-    async def _kafka(self, doing: str, call: Callable[[], object]) -> bool:
-        """Run one Kafka call unless Kafka is in backoff; False when it failed or waited."""
+    async def _kafka(
+        self,
+        doing: str,
+        call: Callable[[], Awaitable[object]],
+        *,
+        round_trip: bool = False,
+        bound_s: float | None = _KAFKA_CALL_S,
+    ) -> bool:
+        """Run one Kafka call (bounded) unless Kafka is in backoff; False when it failed or
+        waited. Only a call that needs the broker (`round_trip`) proves it is back."""
         now = self.clock()
         if not self.waits.ready("kafka", now):
             return False
         try:
-            result = call()
-            if asyncio.iscoroutine(result):
-                await result
+            await asyncio.wait_for(call(), bound_s)
         except KAFKA_FAILURES as exc:
             self.waits.failed("kafka", doing, exc, now)
             return False
-        self.waits.ok("kafka")
+        if round_trip:
+            self.waits.ok("kafka")
         return True
 
     async def _housekeeping(self) -> None:
@@ -244,7 +255,9 @@ class GapDetectorService:
             return
         self._last_housekeeping = now
         await self._refresh_registry(now)
-        caught_up = await self._kafka("checking the end offsets", self.feed.check_caught_up)
+        caught_up = await self._kafka(
+            "checking the end offsets", self.feed.check_caught_up, round_trip=True
+        )
 
         async def statuses() -> None:
             for status in await self.statuses.statuses():
@@ -319,7 +332,7 @@ class GapDetectorService:
             for cluster, offsets in (await self.sink_groups.committed(table)).items():
                 found[cluster] = offsets
 
-        if not await self._kafka("reading the sink groups' offsets", ask):
+        if not await self._kafka("reading the sink groups' offsets", ask, round_trip=True):
             return None
         return found
 
@@ -354,7 +367,9 @@ class GapDetectorService:
             await store(result, self.clusters)
         self.metrics.evaluation_seconds.labels(window.period).observe(time.perf_counter() - started)
         if self.settings.gap_heal:
-            healed = await self._kafka("healing", lambda: self.healer.heal(result))
+            healed = await self._kafka(  # unbounded: it may copy rows between the clusters
+                "healing", lambda: self.healer.heal(result), round_trip=True, bound_s=None
+            )
             if not healed:
                 self.scheduler.invalidate(table, window)  # heal again once Kafka is back
             self._evaluate_healed_again()
