@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from ess_dashboards.build import DATASOURCE
 from ess_stack.run import pipeline_services
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,3 +26,16 @@ def test_local_prometheus_scrapes_every_service_with_metrics_on_its_port() -> No
 
 def test_compose_prometheus_scrapes_the_same_services() -> None:
     assert set(_ess_targets("compose.yml")) == set(_ess_targets("local.yml"))
+
+
+def test_compose_provisions_prometheus_and_grafana_with_the_repo_files() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert "--config.file=/etc/ess/prometheus/compose.yml" in services["prometheus"]["command"]
+    assert "./monitoring:/etc/ess:ro" in services["prometheus"]["volumes"]
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./monitoring/grafana/dashboards:" in mounts
+    assert "./monitoring/grafana/provisioning:" in mounts
+    source = yaml.safe_load(
+        (ROOT / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert source["uid"] == DATASOURCE.uid
