@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,11 @@ class ManagedProcess:
         return None
 
     def start(
-        self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> int:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +55,7 @@ class ManagedProcess:
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=preexec_fn,  # noqa: PLW1509 (the supervisor's die-with-parent hook)
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         self.spawned = proc.pid

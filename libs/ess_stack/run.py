@@ -1,13 +1,20 @@
-"""`make run`: the whole pipeline on the local stack, with a live view of what flows.
+"""`make run`: the whole pipeline on the local stack, supervised, with a view of what flows.
 
-Starts every service as its own process (logs in `.local/logs/<service>.log`),
-prints one status block every few seconds from their `/metrics`, and on
-Ctrl-C sends SIGTERM to each, waits for them to drain, and exits.
+Starts every service as its own process (logs in `.local/logs/<service>.log`)
+and supervises them: one that exits unexpectedly is started again after the
+shared `Backoff` (reset once it stayed up for a minute), and its restarts are
+counted and shown. Prints one status block every few seconds from their
+`/metrics`. On Ctrl-C (or SIGTERM) it sends SIGTERM to each, waits for them to
+drain, and exits; the view's output is best effort, so a closed stdout (`make
+run | head`, a killed `tee`) never keeps the services from being stopped.
+Each service also gets SIGTERM from the kernel if the supervisor dies without
+stopping it (PR_SET_PDEATHSIG), so no service outlives it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ess_common.backoff import Backoff
 from ess_stack.config import StackConfig
 from ess_stack.procs import ManagedProcess
 
@@ -82,10 +90,40 @@ def _scrape(port: int, wanted: tuple[tuple[str, str], ...]) -> dict[str, float] 
     return totals
 
 
+STABLE_S = 60.0  # up this long: the next exit starts the backoff from the beginning
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def say(text: str) -> None:
+    """Print for a person; a closed or broken stdout is ignored (the work goes on)."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+@dataclass
+class _Supervision:
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=1.0, cap_s=30.0))
+    restarts: int = 0
+    started_at: float = 0.0
+    restart_at: float | None = None  # when it died: the time of its next start
+
+
 class Pipeline:
     def __init__(self, cfg: StackConfig, specs: list[ServiceSpec]) -> None:
         self.cfg = cfg
         self.specs = specs
+        self.supervision = {s.name: _Supervision() for s in specs}
         self.procs = {
             s.name: ManagedProcess(
                 s.name,
@@ -98,36 +136,59 @@ class Pipeline:
 
     def start(self) -> None:
         for spec in self.specs:
-            proc = self.procs[spec.name]
-            if proc.pid() is not None:
+            if self.procs[spec.name].pid() is None:
+                self._start(spec)
+
+    def _start(self, spec: ServiceSpec) -> None:
+        env = {
+            **os.environ,
+            "ESS_ENV_FILE": str(self.cfg.env_file),
+            "ESS_HTTP_PORT": str(spec.http_port),
+            **spec.env,
+        }
+        self.procs[spec.name].start(
+            [sys.executable, "-m", spec.module], env=env, preexec_fn=_die_with_parent
+        )
+        sup = self.supervision[spec.name]
+        sup.started_at, sup.restart_at = time.monotonic(), None
+
+    def supervise(self) -> list[str]:
+        """Restart services that exited (after their backoff); names restarted now."""
+        now, restarted = time.monotonic(), []
+        for spec in self.specs:
+            sup = self.supervision[spec.name]
+            if self.procs[spec.name].pid() is not None:
+                if now - sup.started_at > STABLE_S:
+                    sup.backoff.reset()
                 continue
-            env = {
-                **os.environ,
-                "ESS_ENV_FILE": str(self.cfg.env_file),
-                "ESS_HTTP_PORT": str(spec.http_port),
-                **spec.env,
-            }
-            proc.start([sys.executable, "-m", spec.module], env=env)
+            if sup.restart_at is None:
+                sup.restart_at = now + sup.backoff.next_delay()
+            elif now >= sup.restart_at:
+                self._start(spec)
+                sup.restarts += 1
+                restarted.append(spec.name)
+        return restarted
 
     def stop(self) -> None:
         for spec in reversed(self.specs):
             self.procs[spec.name].stop(signal.SIGTERM, timeout_s=30)
 
     def status_block(self) -> str:
-        lines = [time.strftime("%H:%M:%S") + "  service       state    flow"]
+        lines = [time.strftime("%H:%M:%S") + "  service       state    restarts  flow"]
         for spec in self.specs:
             alive = self.procs[spec.name].pid() is not None
             totals = _scrape(spec.http_port, spec.shows) if alive else None
             flow = "  ".join(f"{k}={v:,.0f}" for k, v in totals.items()) if totals else "-"
             state = "up" if alive else "DOWN"
-            lines.append(f"          {spec.name:<13} {state:<8} {flow}")
+            restarts = self.supervision[spec.name].restarts
+            lines.append(f"          {spec.name:<13} {state:<8} {restarts:>8}  {flow}")
         return "\n".join(lines)
 
 
-def run_pipeline(cfg: StackConfig, interval_s: float = 5.0) -> int:
-    pipeline = Pipeline(cfg, pipeline_services())
-    pipeline.start()
-    print(f"pipeline running; logs in {cfg.state / 'logs'}; Ctrl-C stops it", flush=True)
+def run_pipeline(
+    cfg: StackConfig, interval_s: float = 5.0, specs: list[ServiceSpec] | None = None
+) -> int:
+    pipeline = Pipeline(cfg, pipeline_services() if specs is None else specs)
     stopping = False
 
     def _stop(_sig: int, _frame: object) -> None:
@@ -136,15 +197,21 @@ def run_pipeline(cfg: StackConfig, interval_s: float = 5.0) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed stdout is an EPIPE, handled in say()
     try:
+        pipeline.start()
+        say(f"pipeline running; logs in {cfg.state / 'logs'}; Ctrl-C stops it")
+        say(f"prometheus: http://{cfg.host}:{cfg.prometheus_port}  (docs/operations.md)")
         while not stopping:
-            print(pipeline.status_block(), flush=True)
+            say(pipeline.status_block())
             deadline = time.monotonic() + interval_s
             while not stopping and time.monotonic() < deadline:
+                for name in pipeline.supervise():
+                    say(f"restarted {name} (exited unexpectedly)")
                 time.sleep(0.2)
     finally:
-        print("stopping services...", flush=True)
+        # Stop first, talk after: nothing the view does may leave a service running.
         with contextlib.suppress(KeyboardInterrupt):
             pipeline.stop()
-        print("services stopped (the local stack keeps running: `make down` stops it)")
+        say("services stopped (the local stack keeps running: `make down` stops it)")
     return 0
