@@ -1,10 +1,21 @@
-"""`essctl offsets`: committed offset, end offset and lag per consumer group and partition.
+"""`essctl offsets`: committed offset, end offset and lag per consumer group and partition;
+`essctl offsets reset`: move a group's committed offsets, as `kafka-consumer-groups
+--reset-offsets` does.
 
     essctl offsets [--group G ...] [--json]
+    essctl offsets reset --group G --topic T [--partition P ...]
+        (--to-datetime X | --to-offset N | --shift-by N | --to-earliest | --to-latest)
+        [--dry-run | --execute] [--json]
 
-Shows the groups that committed offsets on the pipeline's topics (those under
-`ESS_TOPIC_PREFIX`): the sinks (`ess-sink-local`, `ess-sink-cloud`), their
-replay groups, the gap detector, the cache. Read-only.
+`essctl offsets` shows the groups that committed offsets on the pipeline's
+topics (those under `ESS_TOPIC_PREFIX`): the sinks (`ess-sink-local`,
+`ess-sink-cloud`), their replay groups, the gap detector, the cache. Read-only.
+
+`reset` prints the plan (a dry run) unless `--execute` is given; the rules
+are Kafka's own (`ess_ctl.offset_plan`). Like Kafka's tool it refuses while the
+group has members: a running consumer would overwrite the reset with its next
+commit. The commit itself is a group-less commit (generation -1), which the
+broker also rejects for a group that gained a member in the meantime.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from ess_common.kafka_offsets import offset_reader
 from ess_common.logs import error_line
 from ess_common.settings import CommonSettings
 from ess_ctl.cli import Exit, Parser
+from ess_ctl.offset_reset import register_reset
 from ess_ctl.ops_args import settings_or_exit
 
 
@@ -31,6 +43,7 @@ def register(groups: argparse._SubParsersAction[Parser]) -> None:
     cmd.add_argument("--group", action="append", default=None, help="only this group (repeatable)")
     cmd.add_argument("--json", action="store_true", help="JSON on stdout")
     cmd.set_defaults(handler=run_offsets)
+    register_reset(cmd.add_subparsers(dest="offsets_command", metavar="COMMAND", required=False))
 
 
 def run_offsets(args: argparse.Namespace) -> int:
