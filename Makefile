@@ -35,6 +35,10 @@ down: ## stop everything the stack started (by PID)
 status: $(STAMP) ## show the local stack's processes and endpoints
 	@$(BIN)/python -m ess_stack status
 
+.PHONY: kafka
+kafka: $(STAMP) ## one of Kafka's own tools on the local broker: make kafka ARGS="kafka-consumer-groups --list"
+	@$(BIN)/python -m ess_stack kafka $(ARGS)
+
 .PHONY: reset
 reset: $(STAMP) ## stop the stack and delete its data (caches are kept)
 	@$(BIN)/python -m ess_stack reset

@@ -1,4 +1,4 @@
-"""`python -m ess_stack up|down|status|env|reset`: the local stack, no Docker needed."""
+"""`python -m ess_stack up|down|status|env|reset|kafka`: the local stack, no Docker needed."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ess_common.settings import CommonSettings, ConfigError, load_settings
 from ess_stack.components import Kafka, Postgres, Redis, Status
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
+from ess_stack.kafka_tools import TOOLS, run_tool
 from ess_stack.prometheus import Prometheus
 from ess_stack.provision import ensure_postgres
 from ess_stack.run import run_pipeline
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "topics", help="create the pipeline's topics on ESS_KAFKA_BOOTSTRAP (compose, k8s)"
     )
     topics.add_argument("--bootstrap", help="default: ESS_KAFKA_BOOTSTRAP")
+    kafka = sub.add_parser("kafka", help="one of Kafka's own tools on the local broker")
+    kafka.add_argument("tool", nargs=argparse.REMAINDER, help=", ".join(sorted(TOOLS)))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s stack: %(message)s", datefmt="%H:%M:%S"
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print("created: " + (", ".join(created) if created else "all topics already existed"))
+        elif args.command == "kafka":
+            return run_tool(stack.cfg, args.tool)
         elif args.command == "restart-postgres":
             stack.restart_postgres()
             _print_status([db.status() for db in (stack.db_local, stack.db_cloud)], as_json=False)

@@ -18,6 +18,7 @@ from ess_stack.procs import ManagedProcess, port_open, tail, wait_port
 from ess_stack.provision import (
     PgRuntime,
     ensure_kafka,
+    ensure_kafka_tools,
     ensure_postgres,
     ensure_redis,
     preload_libraries,
@@ -136,6 +137,7 @@ class Kafka:
 
     def provision(self) -> None:
         self.libs = ensure_kafka(self.cfg)
+        ensure_kafka_tools(self.cfg)  # `make kafka ARGS=...` (ess_stack.kafka_tools)
 
     def _java(self, main: str, *args: str) -> list[str]:
         return [

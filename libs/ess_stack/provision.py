@@ -48,6 +48,11 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   </dependencies>
 </project>
 """
+# Kafka's command-line tools (kafka-consumer-groups, kafka-topics, ...): their own folder,
+# so resolving them never touches the jars a running broker was started from.
+_KAFKA_TOOLS_POM = _KAFKA_POM.replace("kafka-broker", "kafka-tools").replace(
+    "<artifactId>kafka_2.13</artifactId>", "<artifactId>kafka-tools</artifactId>"
+)
 
 
 def _run(
@@ -101,14 +106,25 @@ def ensure_java(cfg: StackConfig) -> None:
 def ensure_kafka(cfg: StackConfig) -> Path:
     """Folder of the Kafka broker's jars, resolved from Maven Central with mvn."""
     libs = cfg.cache_dir / f"kafka-{cfg.kafka_version}" / "libs"
-    if libs.is_dir() and any(libs.glob("kafka_2.13-*.jar")):
+    return _maven_jars(cfg, _KAFKA_POM, libs, "kafka_2.13-*.jar", "Apache Kafka")
+
+
+def ensure_kafka_tools(cfg: StackConfig) -> Path:
+    """Folder of Kafka's tools jars (`org.apache.kafka:kafka-tools` and its dependencies)."""
+    libs = cfg.cache_dir / f"kafka-tools-{cfg.kafka_version}" / "libs"
+    return _maven_jars(cfg, _KAFKA_TOOLS_POM, libs, "kafka-tools-[0-9]*.jar", "Kafka's tools")
+
+
+def _maven_jars(cfg: StackConfig, pom: str, libs: Path, marker: str, what: str) -> Path:
+    """`pom`'s runtime dependencies copied into `libs` (cached: built aside, then renamed)."""
+    if libs.is_dir() and any(libs.glob(marker)):
         return libs
     ensure_java(cfg)
     work = libs.parent.with_name(libs.parent.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "pom.xml").write_text(_KAFKA_POM.format(version=cfg.kafka_version))
-    log.info("kafka: resolving Apache Kafka %s from Maven Central", cfg.kafka_version)
+    (work / "pom.xml").write_text(pom.format(version=cfg.kafka_version))
+    log.info("kafka: resolving %s %s from Maven Central", what, cfg.kafka_version)
     _run(
         "kafka",
         [
