@@ -8,6 +8,8 @@
   the services need of the group member (fetching a share of the partitions,
   holding them while a peer is down, rewinding, offset look-ups for lag) is a
   method here, so no caller reaches the aiokafka client and around that rule.
+  On a rebalance, `on_revoke` hooks run before the partitions are given up,
+  so the work in flight can be finished and committed instead of re-read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -101,16 +103,37 @@ class ReadingProducer:
         await self._producer.flush()
 
 
+RevokeHook = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
 class _OwnershipTracker(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Remembers which partitions this member owns right now."""
+    """Remembers which partitions this member owns right now.
+
+    On a revocation the partitions are first marked `revoking` and every hook
+    is awaited (the group waits for this member meanwhile): a hook may finish
+    and commit what it has in flight, since the partitions are still owned
+    until the hooks return. Then they are no longer owned.
+    """
 
     def __init__(self) -> None:
         self.owned: set[TopicPartition] = set()
+        self.revoking: set[TopicPartition] = set()
         self.revocations = 0
+        self.hooks: list[RevokeHook] = []
+        self.before_hooks: Callable[[frozenset[TopicPartition]], None] = lambda tps: None
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        self.owned.difference_update(revoked)
-        self.revocations += 1
+        lost = frozenset(revoked) & self.owned
+        self.revoking.update(lost)
+        try:
+            if lost:
+                self.before_hooks(lost)
+                for hook in self.hooks:
+                    await hook(lost)
+        finally:
+            self.owned.difference_update(lost)
+            self.revoking.difference_update(lost)
+            self.revocations += 1
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.owned.update(assigned)
@@ -143,6 +166,7 @@ class OffsetCommittingConsumer:
     async def start(self) -> None:
         if not self._started:
             await self._consumer.start()
+            self._tracker.before_hooks = self.pause  # nothing more of them is fetched
             self._consumer.subscribe(self._topics, listener=self._tracker)
             self._started = True
 
@@ -166,6 +190,21 @@ class OffsetCommittingConsumer:
     @property
     def owned(self) -> frozenset[TopicPartition]:
         return frozenset(self._tracker.owned)
+
+    @property
+    def revoking(self) -> frozenset[TopicPartition]:
+        """Owned partitions whose revocation is in progress (the revoke hooks run)."""
+        return frozenset(self._tracker.revoking)
+
+    @property
+    def revocations(self) -> int:
+        return self._tracker.revocations
+
+    def on_revoke(self, hook: RevokeHook) -> None:
+        """Await `hook(partitions)` when partitions are revoked, while they are still owned:
+        it may finish and commit the work in flight (commits of them still succeed);
+        their fetching is paused first. Bound its time: the group waits for it."""
+        self._tracker.hooks.append(hook)
 
     def assignment(self) -> frozenset[TopicPartition]:
         """Partitions the client has assigned right now (the group's view)."""

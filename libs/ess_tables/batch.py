@@ -10,7 +10,7 @@ durable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -56,6 +56,30 @@ class DecodedBatch:
     @property
     def size(self) -> int:
         return self.messages
+
+    def drop(self, partitions: Iterable[TopicPartition]) -> int:
+        """Forget every message of `partitions` (revoked: their next owner reads them);
+        returns how many were dropped."""
+        gone = {(tp.topic, tp.partition) for tp in partitions} & {
+            (tp.topic, tp.partition) for tp in self.last_offsets
+        }
+        if not gone:
+            return 0
+        before = self.messages
+        for part in self.tables.values():
+            kept = [
+                (row, origin)
+                for row, origin in zip(part.rows, part.origins, strict=True)
+                if (origin.topic, origin.partition) not in gone
+            ]
+            part.rows = [row for row, _ in kept]
+            part.origins = [origin for _, origin in kept]
+        self.poison = [p for p in self.poison if (p.record.topic, p.record.partition) not in gone]
+        for tp in list(self.last_offsets):
+            if (tp.topic, tp.partition) in gone:
+                del self.last_offsets[tp]
+        self.messages = sum(len(p.rows) for p in self.tables.values()) + len(self.poison)
+        return before - self.messages
 
     def add_row(self, table: Table, row: Row, record: Record) -> None:
         part = self.tables.get(table) or self.tables.setdefault(table, TableRows())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from ess_common.clusters import Cluster
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
 from ess_common.model import TABLES, Reading
@@ -44,6 +45,18 @@ async def produce(producer: ReadingProducer, batch: Iterable[Message]) -> int:
     return len(acks)
 
 
+async def produce_paced(
+    producer: ReadingProducer, batch: Sequence[Message], slots: int, over_s: float
+) -> int:
+    """Send `batch` one slot's share at a time, spread over `over_s`; returns how many."""
+    per_slot = len(batch) // slots
+    sent = 0
+    for i in range(0, len(batch), per_slot):
+        sent += await produce(producer, batch[i : i + per_slot])
+        await asyncio.sleep(over_s / slots)
+    return sent
+
+
 @dataclass(frozen=True)
 class TableFingerprint:
     rows: int
@@ -69,6 +82,17 @@ async def fingerprints(dsn: str) -> dict[str, TableFingerprint]:
         return out
     finally:
         await conn.close()
+
+
+async def assert_both_hold_each_reading_once(dsns: Mapping[Cluster, str], produced: int) -> None:
+    """Both clusters: every table count = distinct keys, `produced` rows, same contents."""
+    local, cloud = [await fingerprints(dsns[c]) for c in ("local", "cloud")]
+    for table, fp in local.items():
+        assert fp.rows == fp.distinct_keys, table
+    assert sum(fp.rows for fp in local.values()) == produced
+    assert {t: (f.rows, f.digest) for t, f in local.items()} == {
+        t: (f.rows, f.digest) for t, f in cloud.items()
+    }
 
 
 async def row_count(dsn: str) -> int:

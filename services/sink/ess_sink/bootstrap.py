@@ -82,9 +82,15 @@ def bootstrap(settings: SinkSettings, registry: CollectorRegistry) -> SinkServic
             max_rows=s.sink_batch_max_rows,
             max_wait_s=s.sink_batch_max_wait_s,
             paused_partitions=metrics.paused_partitions.labels(s.sink_cluster),
+            count_revoked_batch=lambda outcome: metrics.revoked_batches.labels(
+                s.sink_cluster, outcome
+            ).inc(),
+            revoke_wait_s=s.sink_revoke_wait_s,
         )
         for i, store in enumerate(stores)
     ]
+    for lane in lanes:
+        consumer.on_revoke(lane.partitions_revoked)
     replays = replay_worker(s, registry, metrics=metrics)
     fleet = RegistryFollower(  # the fleet registry's records into this cluster
         s.kafka_bootstrap,

@@ -38,12 +38,14 @@ async def collect_batch(
     *,
     stop: asyncio.Event,
     writing: Callable[[], bool] = lambda: False,
+    batch: DecodedBatch | None = None,
 ) -> DecodedBatch:
     """Fetch and decode until `max_rows` messages, or `max_wait_s` has passed and nothing
     is being written (`writing()`): while the previous batch is still in the database
     the next keeps filling, so batches grow under load and stay small when idle.
-    Returns early on stop."""
-    batch = DecodedBatch()
+    Returns early on stop. `batch`: fill this one (its owner may drop revoked
+    partitions from it meanwhile)."""
+    batch = DecodedBatch() if batch is None else batch
     deadline = time.monotonic() + max_wait_s
     while batch.size < max_rows and not stop.is_set():
         remaining = deadline - time.monotonic()

@@ -15,15 +15,27 @@ Two lanes keep the database busy while Python decodes and encodes the next
 batch (measured: about +50 % rows/s on two cores).
 
 Inside a lane, at most two batches are in memory: while one is written the
-next is fetched and decoded. On a database outage the lane pauses its
-partitions, keeps its group membership alive with empty polls, retries (see
-`ClusterStore`), and resumes them when the database is back.
+next is fetched and decoded.
+
+On a rebalance (`partitions_revoked`, a revoke hook of the consumer, awaited
+before the partitions are given up) the lane drops the revoked partitions'
+messages from the batch it is collecting (not written: their next owner
+reads them from the committed offset) and waits, up to
+`ESS_SINK_REVOKE_WAIT_S`, for the batch in flight, whose offsets are then
+committed while still owned. So a rebalance re-writes nothing, unless that
+wait runs out (a slow or absent database): then the batch is abandoned to
+the new owner, counted (`ess_sink_revoked_batches_total{outcome="abandoned"}`).
+
+On a database outage the lane pauses its partitions, keeps its group
+membership alive with empty polls, retries (see `ClusterStore`), and resumes
+them when the database is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import TopicPartition
 from prometheus_client import Gauge
@@ -32,7 +44,7 @@ from ess_common.kafka import OffsetCommittingConsumer
 from ess_sink.checkpoint import Checkpoint
 from ess_sink.consume import collect_batch
 from ess_sink.store import BatchAbandonedError
-from ess_tables.batch import BatchDecoder, Record
+from ess_tables.batch import BatchDecoder, DecodedBatch, Record
 from ess_tables.dead_letters import DeadLettersNotSentError
 
 log = logging.getLogger(__name__)
@@ -54,8 +66,12 @@ class Lane:
         max_rows: int,
         max_wait_s: float,
         paused_partitions: Gauge,
+        count_revoked_batch: Callable[[str], None] = lambda outcome: None,
+        revoke_wait_s: float = 10.0,
     ) -> None:
-        """`paused_partitions`: the gauge (of this sink's cluster) of paused partitions."""
+        """`paused_partitions`: the gauge (of this sink's cluster) of paused partitions;
+        `count_revoked_batch(outcome)`: a batch was in flight at a revocation and was
+        `finished` (committed) or `abandoned` (still writing after `revoke_wait_s`)."""
         self.index = index
         self.lanes = lanes
         self.consumer = consumer
@@ -66,6 +82,10 @@ class Lane:
         self._max_wait_s = max_wait_s
         self._paused_partitions = paused_partitions
         self._inflight: asyncio.Task[bool] | None = None  # the batch being written
+        self._inflight_partitions: frozenset[TopicPartition] = frozenset()
+        self._collecting: DecodedBatch | None = None  # the batch being fetched
+        self._count_revoked_batch = count_revoked_batch
+        self._revoke_wait_s = revoke_wait_s
 
     @property
     def last_commit(self) -> float:
@@ -108,12 +128,35 @@ class Lane:
         self.paused = False
         self._paused_partitions.set(len(self.consumer.paused()))
 
+    async def partitions_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        """Drop the revoked partitions from the batch being collected; finish (bounded) the
+        batch in flight, so its offsets are committed while the partitions are owned."""
+        mine = frozenset(tp for tp in revoked if lane_of(tp, self.lanes) == self.index)
+        if not mine:
+            return
+        if self._collecting is not None:
+            self._collecting.drop(mine)
+        task = self._inflight
+        if task is None or task.done() or not mine & self._inflight_partitions:
+            return
+        done, _ = await asyncio.wait({task}, timeout=self._revoke_wait_s)
+        outcome = "finished" if done else "abandoned"
+        self._count_revoked_batch(outcome)
+        if not done:
+            log.warning(
+                "lane %d: partitions revoked while a batch was still being written after"
+                " %.0fs: its next owner writes it again",
+                self.index,
+                self._revoke_wait_s,
+            )
+
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Collect, write, commit, until stop; then finish (or abandon) the batch in hand."""
         try:
             while not stop.is_set():
+                self._collecting = DecodedBatch()
                 batch = await collect_batch(
                     self,
                     self._decoder,
@@ -121,11 +164,20 @@ class Lane:
                     self._max_wait_s,
                     stop=stop,
                     writing=self._writing,
+                    batch=self._collecting,
                 )
                 if self._inflight is not None and not await self._settle(self._inflight):
                     return
                 self._inflight = None
+                # fetched before a revocation paused them, or revoked while we waited
+                batch.drop(
+                    tp
+                    for tp in batch.last_offsets
+                    if tp not in self.consumer.owned or tp in self.consumer.revoking
+                )
+                self._collecting = None
                 if batch.last_offsets:
+                    self._inflight_partitions = frozenset(batch.last_offsets)
                     self._inflight = asyncio.create_task(self.checkpoint.commit(batch, stop, self))
             if self._inflight is not None:
                 await self._settle(self._inflight)

@@ -56,6 +56,13 @@ class SinkMetrics:
             ("cluster",),
             registry=registry,
         )
+        self.revoked_batches = Counter(
+            "ess_sink_revoked_batches_total",
+            "Batches in flight when their partitions were revoked, by outcome"
+            " (finished: committed before giving them up; abandoned: re-written by the new owner)",
+            ("cluster", "outcome"),
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "ess_sink_commit_failures_total",
             "Offset commits that failed (batch reprocessed)",

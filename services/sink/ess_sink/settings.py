@@ -36,6 +36,12 @@ class SinkSettings(SchemaSettings, SlotBoundsSettings):
     sink_db_command_timeout_s: float = Field(default=60.0, gt=0)
     sink_retry_initial_s: float = Field(default=0.5, gt=0, le=60)
     sink_retry_max_s: float = Field(default=15.0, gt=0, le=600)
+    sink_revoke_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="on a rebalance, how long the batch in flight may take to commit",
+    )
     sink_stall_s: float = Field(default=120.0, gt=0, description="/healthz fails after this")
     sink_lag_interval_s: float = Field(default=5.0, gt=0, le=300)
 

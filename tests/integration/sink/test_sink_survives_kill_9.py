@@ -22,7 +22,13 @@ from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings, scaled_fleet
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import SinkProcess, sink_env
-from helpers.sinkdata import fingerprints, messages, produce, recent_slot, row_count
+from helpers.sinkdata import (
+    assert_both_hold_each_reading_once,
+    messages,
+    produce_paced,
+    recent_slot,
+    row_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +90,9 @@ async def test_every_reading_lands_exactly_once_despite_repeated_kill_9(
     async with pipeline_topics(settings.kafka_bootstrap, topic_prefix):
         try:
             async with ReadingProducer(settings.kafka_bootstrap, topic_prefix) as producer:
-                per_slot = len(batch) // SLOTS
-
-                async def paced() -> int:
-                    sent = 0
-                    for i in range(0, len(batch), per_slot):
-                        sent += await produce(producer, batch[i : i + per_slot])
-                        await asyncio.sleep(PRODUCE_OVER_S / SLOTS)
-                    return sent
-
-                producing = asyncio.create_task(paced())
+                producing = asyncio.create_task(
+                    produce_paced(producer, batch, SLOTS, PRODUCE_OVER_S)
+                )
                 rows_at_kills = await asyncio.gather(
                     *(_kill_repeatedly(sinks[c], dsns[c], rng, KILLS, producing) for c in clusters)
                 )
@@ -115,13 +114,7 @@ async def test_every_reading_lands_exactly_once_despite_repeated_kill_9(
             for sink in sinks.values():
                 await sink.kill()
 
-    local, cloud = [await fingerprints(dsns[c]) for c in clusters]
-    for table, fp in local.items():
-        assert fp.rows == fp.distinct_keys, table
-    assert sum(fp.rows for fp in local.values()) == produced
-    assert {t: (f.rows, f.digest) for t, f in local.items()} == {
-        t: (f.rows, f.digest) for t, f in cloud.items()
-    }
+    await assert_both_hold_each_reading_once(dsns, produced)
     log.warning(
         "%d readings; rows at each kill %s; %.0fs",
         produced,
