@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ess_common.clusters import Cluster
 from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
-from ess_common.model import TABLES, Reading
+from ess_common.model import TABLES, DeviceId, RackValues, Reading
 from ess_common.topics import telemetry_topic
 from ess_tables.rows import columns
 
@@ -22,6 +23,14 @@ from ess_tables.rows import columns
 def recent_slot(hours_ago: float = 1.0) -> datetime:
     """A whole-second slot inside the sink's default bounds (30 days back, 5 minutes ahead)."""
     return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours_ago)
+
+
+def rack_payload(device: DeviceId, ts: datetime, **over: object) -> bytes:
+    """The wire JSON of a rack reading of `device` at `ts`, top-level fields `over`ridden."""
+    reading = Reading(device=device, ts=ts, read_at=ts, values=RackValues(soc_pct=50.0, modules=16))
+    doc = orjson.loads(encode_reading(reading))
+    doc.update(over)
+    return orjson.dumps(doc)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import orjson
 from prometheus_client import CollectorRegistry
 
-from ess_common.codec import encode_reading
 from ess_common.kafka import ReadingProducer
-from ess_common.model import DeviceId, RackValues, Reading
+from ess_common.model import DeviceId
 from ess_common.replay import ReplayRequest, SlotRange
 from ess_common.settings import CommonSettings
 from ess_common.topics import dlq_topic, telemetry_topic
@@ -22,17 +20,10 @@ from ess_sink.settings import ReplaySettings
 from ess_tables.schema import migrate
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import sink_settings
-from helpers.sinkdata import read_topic, row_count
+from helpers.sinkdata import rack_payload, read_topic, row_count
 
 DEVICE = DeviceId(table="rack", site="site1", bank=1, rack=1)
 KEY = DEVICE.key.encode()
-
-
-def _rack(ts: datetime, **over: object) -> bytes:
-    reading = Reading(device=DEVICE, ts=ts, read_at=ts, values=RackValues(soc_pct=50.0, modules=16))
-    doc = orjson.loads(encode_reading(reading))
-    doc.update(over)
-    return orjson.dumps(doc)
 
 
 async def test_a_replay_isolates_refused_rows_and_keeps_the_slot_bounds(
@@ -40,9 +31,11 @@ async def test_a_replay_isolates_refused_rows_and_keeps_the_slot_bounds(
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     t0 = now - timedelta(hours=1)
-    good = [_rack(t0 + timedelta(seconds=i)) for i in range(30)]
-    refused = _rack(t0 + timedelta(seconds=40), quality=40_000)  # no smallint holds it
-    too_old = _rack(now - timedelta(hours=3))  # the sink below keeps 2 h
+    good = [rack_payload(DEVICE, t0 + timedelta(seconds=i)) for i in range(30)]
+    refused = rack_payload(
+        DEVICE, t0 + timedelta(seconds=40), quality=40_000
+    )  # no smallint holds it
+    too_old = rack_payload(DEVICE, now - timedelta(hours=3))  # the sink below keeps 2 h
     stream = [*good[:10], refused, *good[10:20], too_old, *good[20:]]
     dsn = await make_database("local")
     conn = await asyncpg.connect(dsn)
