@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -100,7 +101,7 @@ async def test_a_partition_another_member_owns_is_never_committed(
     topic = await make_topic(partitions=2)
     group = unique("g")
     both = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
-    extra = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+    extra: dict[str, Any] = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
     async with (
         OffsetCommittingConsumer(settings.kafka_bootstrap, group, [topic], **extra) as first,
         OffsetCommittingConsumer(settings.kafka_bootstrap, group, [topic], **extra) as second,
