@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from ess_common.db import quote_ident
-from ess_common.model import TABLES, Table
+from ess_common.model import TABLES, Reading, Table
+from ess_tables.rows import from_row
 
 DEFAULT_BUCKET_S = 3600
 
@@ -144,3 +145,14 @@ async def site_has_rows(conn: asyncpg.Connection, table: Table, site: str) -> bo
     """Whether `site` has any row in `table` (uses the (site, ts) index)."""
     sql = f"SELECT EXISTS (SELECT 1 FROM {_checked(table)} WHERE site = $1)"  # noqa: S608
     return bool(await conn.fetchval(sql, site))
+
+
+async def latest_rows(conn: asyncpg.Connection, table: Table, since: datetime) -> list[Reading]:
+    """Each device's newest stored reading at or after `since`."""
+    if table not in TABLES:  # the identifier below comes only from the fixed table set
+        raise ValueError(f"unknown table {table!r}")
+    sql = (
+        f"SELECT DISTINCT ON (device_id) * FROM {quote_ident(table)}"  # noqa: S608
+        " WHERE ts >= $1 ORDER BY device_id, ts DESC"
+    )
+    return [from_row(table, record) for record in await conn.fetch(sql, since)]

@@ -1,13 +1,13 @@
-"""Readings to table rows: the one mapping between the data model and the columns."""
+"""Readings to table rows and back: the one mapping between the data model and the columns."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from ess_common.model import Reading, Table, measurement_fields
+from ess_common.model import VALUES_BY_TABLE, DeviceId, Quality, Reading, Table, measurement_fields
 
 IDENTITY_COLUMNS: dict[Table, tuple[str, ...]] = {
     "bank": ("bank_id",),
@@ -56,3 +56,22 @@ def to_row(reading: Reading) -> tuple[Any, ...]:
 
 def to_rows(readings: Iterable[Reading]) -> list[tuple[Any, ...]]:
     return [to_row(r) for r in readings]
+
+
+class RowByName(Protocol):
+    """A stored row read by column name (an asyncpg Record, a dict)."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
+def from_row(table: Table, row: RowByName) -> Reading:
+    """The reading a stored row holds."""
+    extras = row["extras"]
+    return Reading(
+        device=DeviceId.parse(row["device_id"]),
+        ts=row["ts"],
+        read_at=row["read_at"],
+        quality=Quality(row["quality"]),
+        values=VALUES_BY_TABLE[table](**{f: row[f] for f in measurement_fields(table)}),
+        extras=orjson.loads(extras) if extras else {},
+    )

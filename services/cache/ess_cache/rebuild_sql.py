@@ -13,22 +13,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import orjson
 
 from ess_cache.rollup import MinuteRow
 from ess_cache_layout.aggregate import Agg, Bucket
 from ess_cache_layout.measures import MEASURES
 from ess_common.codec import encode_reading
 from ess_common.db import quote_ident
-from ess_common.model import (
-    TABLES,
-    VALUES_BY_TABLE,
-    DeviceId,
-    Quality,
-    Reading,
-    Table,
-    measurement_fields,
-)
+from ess_common.model import TABLES, DeviceId, Table
+from ess_tables.presence import latest_rows
 
 
 def _measure_columns(table: Table) -> list[str]:
@@ -102,22 +94,5 @@ async def latest_readings(
     conn: asyncpg.Connection, table: Table, since: int
 ) -> AsyncIterator[tuple[DeviceId, int, bytes]]:
     """(device, slot, wire payload) of each device's newest row since `since`."""
-    sql = (
-        f"SELECT DISTINCT ON (device_id) * FROM {quote_ident(table)}"  # noqa: S608
-        " WHERE ts >= $1 ORDER BY device_id, ts DESC"
-    )
-    for record in await conn.fetch(sql, _at(since)):
-        reading = reading_from_row(table, record)
+    for reading in await latest_rows(conn, table, _at(since)):
         yield reading.device, int(reading.ts.timestamp()), encode_reading(reading)
-
-
-def reading_from_row(table: Table, row: asyncpg.Record) -> Reading:
-    extras = row["extras"]
-    return Reading(
-        device=DeviceId.parse(row["device_id"]),
-        ts=row["ts"],
-        read_at=row["read_at"],
-        quality=Quality(row["quality"]),
-        values=VALUES_BY_TABLE[table](**{f: row[f] for f in measurement_fields(table)}),
-        extras=orjson.loads(extras) if extras else {},
-    )
