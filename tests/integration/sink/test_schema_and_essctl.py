@@ -23,6 +23,8 @@ from helpers.disposable import disposable_postgres
 from helpers.sinkdata import recent_slot
 
 ESSCTL = [sys.executable, "-m", "ess_ctl"]
+# Every migration, in order: a new one must be added here on purpose.
+MIGRATIONS = ["0001_wide_tables.sql", "0002_fleet_registry.sql"]
 
 
 async def _essctl(*args: str, **env: str) -> tuple[int, str, str]:
@@ -48,8 +50,8 @@ async def test_migrate_creates_hypertables_once_and_reports_in_json(
     assert code == 0, err
     first = orjson.loads(out)["clusters"]["cloud"]
     assert first["ok"] is True
-    assert first["applied"] == ["0001_wide_tables.sql"]
-    assert first["version"] == 1
+    assert first["applied"] == MIGRATIONS
+    assert first["version"] == len(MIGRATIONS)
     assert first["timescaledb"]
     assert "skipped" in err  # the Apache edition: licence-only features skipped, with a log line
 
@@ -59,7 +61,7 @@ async def test_migrate_creates_hypertables_once_and_reports_in_json(
     assert code == 0
     again = orjson.loads(out)["clusters"]["cloud"]
     assert again["applied"] == []
-    assert again["version"] == 1
+    assert again["version"] == len(MIGRATIONS)
 
     conn = await asyncpg.connect(dsn)
     try:
@@ -79,7 +81,7 @@ async def test_migrate_creates_hypertables_once_and_reports_in_json(
         "pcs": timedelta(days=1),
         "etc": timedelta(days=1),
     }
-    assert [(r["version"], r["name"]) for r in versions] == [(1, "0001_wide_tables.sql")]
+    assert [(r["version"], r["name"]) for r in versions] == list(enumerate(MIGRATIONS, 1))
 
 
 async def test_bad_arguments_are_one_line_and_exit_2() -> None:
@@ -110,7 +112,7 @@ async def test_an_unreachable_cluster_is_named_and_exits_1(make_database: Databa
     )
     assert code == 1
     lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
-    assert lines["local"].startswith("schema version 1")
+    assert lines["local"].startswith(f"schema version {len(MIGRATIONS)}")
     assert lines["cloud"].startswith("FAILED - cannot connect")
 
 
@@ -124,7 +126,7 @@ def test_plain_postgresql_gets_normal_tables_and_the_sink_writes_there(tmp_path:
         assert first.returncode == 0, first.stderr
         report = orjson.loads(first.stdout)["clusters"]["local"]
         assert report["timescaledb"] is None
-        assert report["applied"] == ["0001_wide_tables.sql"]
+        assert report["applied"] == MIGRATIONS
         said = [line for line in first.stderr.splitlines() if "plain PostgreSQL" in line]
         assert len(said) == 1, first.stderr
         again = subprocess.run(
