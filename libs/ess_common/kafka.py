@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -40,6 +40,27 @@ class ProducerOptions:
     max_batch_bytes: int = 256 * 1024
     request_timeout_ms: int = 30_000
     client_id: str = "ess"
+
+
+class RawSender(Protocol):
+    """What a writer of raw records needs (`ReadingProducer`, or a fake in tests)."""
+
+    async def send_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when Kafka acknowledged it."""
+
+
+class RawProducer(RawSender, Protocol):
+    """A `RawSender` whose lifecycle the caller owns."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ReadingProducer:

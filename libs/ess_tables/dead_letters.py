@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from ess_common.backoff import Backoff, sleep_unless_stopped
+from ess_common.kafka import RawSender
 from ess_common.logs import error_line
 from ess_common.model import Table
 from ess_common.topics import dlq_topic
@@ -45,18 +46,6 @@ class DeadLetterSink(Protocol):
     async def send(self, poison: Sequence[Poison], stop: asyncio.Event) -> None: ...
 
 
-class RawProducer(Protocol):
-    """`ReadingProducer.send_raw`."""
-
-    async def send_raw(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]: ...
-
-
 def dlq_headers(poison: Poison, cluster: str, via: Via = "sink") -> list[tuple[str, bytes]]:
     r = poison.record
     return [
@@ -75,7 +64,7 @@ class DeadLetters:
 
     def __init__(
         self,
-        producer: RawProducer,
+        producer: RawSender,
         prefix: str,
         cluster: str,
         *,

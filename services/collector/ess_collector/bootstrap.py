@@ -13,13 +13,13 @@ from ess_collector.inventory import DeviceConfig, Inventory
 from ess_collector.inventory_file import load_inventory
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.modbus_client import ReadOnlyModbusClient
-from ess_collector.publisher import RawProducer, SpoolingPublisher
+from ess_collector.publisher import SpoolingPublisher
 from ess_collector.registration import Registrar, first_poll_now, inventory_records
 from ess_collector.service import CollectorService
 from ess_collector.settings import CollectorSettings
 from ess_collector.spool import Spool
 from ess_common.backoff import Backoff
-from ess_common.kafka import ProducerOptions, ReadingProducer
+from ess_common.kafka import ProducerOptions, RawProducer, ReadingProducer
 from ess_common.model import Reading
 
 ReadingObserver = Callable[[Reading], None]

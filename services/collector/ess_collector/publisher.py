@@ -28,8 +28,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -37,6 +36,7 @@ from ess_collector.metrics import CollectorMetrics
 from ess_collector.spool import Spool, SpoolRecord, fsync_and_close
 from ess_common.backoff import Backoff
 from ess_common.codec import encode_reading
+from ess_common.kafka import RawProducer
 from ess_common.model import Reading
 from ess_common.topics import telemetry_topic
 
@@ -45,23 +45,6 @@ log = logging.getLogger(__name__)
 CURSOR_SAVE_INTERVAL_S = 0.5
 SYNC_INTERVAL_S = 1.0
 _IDLE_WAIT_S = 0.05
-
-
-class RawProducer(Protocol):
-    """The Kafka side (`ess_common.kafka.ReadingProducer`, or a fake in tests)."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send_raw(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]:
-        """Queue one record; the future resolves when Kafka acknowledged it."""
 
 
 class SpoolingPublisher:
