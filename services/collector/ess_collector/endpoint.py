@@ -66,7 +66,7 @@ class _DeviceMeters:
             ok=metrics.polls.labels(site, table, "ok"),
             partial=metrics.polls.labels(site, table, "partial"),
             failed=metrics.polls.labels(site, table, "failed"),
-            readings=metrics.readings.labels(table),
+            readings=metrics.readings.labels(site, table),
             probes=metrics.probes.labels(site),
             up=metrics.device_up.labels(site, device.key),
             poll_seconds=metrics.poll_seconds.labels(table),

@@ -55,7 +55,7 @@ class CollectorMetrics:
         self.readings = Counter(
             "ess_collector_readings_total",
             "Readings taken and spooled",
-            ("table",),
+            ("site", "table"),
             registry=registry,
         )
         self.readings_published = Counter(
