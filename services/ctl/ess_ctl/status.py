@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ess_ctl.cli import Exit, Parser
-from ess_ctl.status_frame import build_frame, plain_lines
+from ess_status.frame import build_frame, plain_lines
 
 PORTS = {
     "collector": 18105,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ess_ctl.status_frame import build_frame, plain_lines, severity
+from ess_status.frame import build_frame, plain_lines, severity
 
 SINK_0 = """# TYPE ess_sink_rows_written_total counter
 ess_sink_rows_written_total{cluster="local",table="rack"} 100
