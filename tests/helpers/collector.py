@@ -45,13 +45,30 @@ class Collected:
 
 
 @contextlib.asynccontextmanager
-async def simulated_sites(*site_ids: str) -> AsyncIterator[Simulator]:
-    """The default fleet's sites of these ids, on free ports, no HTTP control."""
+async def simulated_sites(
+    *site_ids: str,
+    framing: str = "tcp",
+    serving: str = "pymodbus",
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Simulator]:
+    """The default fleet's sites of these ids, on free ports, no HTTP control;
+    `framing` of every site ("tcp" or "rtu"), `serving` mode, `clock`."""
     config = load_config(None)
-    sites = [s for s in config.sites if s.id in site_ids]
-    config = config.model_copy(update={"sites": sites, "base_port": 0, "control_port": None})
-    async with Simulator(config) as simulator:
+    sites = [s.model_copy(update={"framing": framing}) for s in config.sites if s.id in site_ids]
+    config = config.model_copy(
+        update={"sites": sites, "base_port": 0, "control_port": None, "serving": serving}
+    )
+    async with Simulator(config, clock=clock) as simulator:
         yield simulator
+
+
+def with_endpoint_settings(inventory: Inventory, **settings: Any) -> Inventory:
+    """The inventory with these endpoint keys (requests_in_flight, ...) on every endpoint."""
+    data = inventory.model_dump()
+    for site in data["sites"]:
+        for endpoint in site["endpoints"]:
+            endpoint.update(settings)
+    return Inventory.model_validate(data)
 
 
 def inventory_for(simulator: Simulator) -> Inventory:

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from ess_collector.device import Device, PollLimits
 from ess_collector.endpoint import EndpointPoller, ModbusConnection
-from ess_collector.inventory import DeviceConfig, Inventory
+from ess_collector.inventory import DeviceConfig, EndpointConfig, Inventory
 from ess_collector.inventory_file import load_inventory
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.modbus_client import ReadOnlyModbusClient
@@ -31,14 +31,16 @@ def bootstrap(
     *,
     inventory: Inventory | None = None,
     observers: Sequence[ReadingObserver] = (),
-    connection: Callable[[str, int], ModbusConnection] = ReadOnlyModbusClient,
+    connection: Callable[[str, int], ModbusConnection] | None = None,
     producer: RawProducer | None = None,
 ) -> CollectorService:
     """The service for `settings`.
 
     `inventory` defaults to the configured file; each of `observers` sees every
     reading handed to the publisher (tests, benchmarks); `connection` (host,
-    port) and `producer` replace the Modbus and Kafka clients (unit tests).
+    port) and `producer` replace the Modbus and Kafka clients (unit tests);
+    by default each endpoint gets a client with its framing, requests in
+    flight and gap, and its own request timeout.
     """
     s = settings
     metrics = CollectorMetrics(registry)
@@ -55,18 +57,15 @@ def bootstrap(
         retry=_backoff(s),
     )
     emit = _emitter(publisher, observers)
-    limits = PollLimits(
-        request_timeout_s=s.collector_request_timeout_s,
-        max_registers=s.collector_max_registers_per_read,
-        gap_fill=s.collector_gap_fill,
-    )
     endpoints = [
         EndpointPoller(
             site.id,
             endpoint,
-            client=connection(endpoint.host, endpoint.port),
+            client=_modbus_client(endpoint)
+            if connection is None
+            else connection(endpoint.host, endpoint.port),
             devices=[_device(d, inventory, s) for d in endpoint.devices],
-            limits=limits,
+            limits=_limits(endpoint, s),
             connect_timeout_s=s.collector_connect_timeout_s,
             reconnect=_backoff(s),
             metrics=metrics,
@@ -90,6 +89,25 @@ def bootstrap(
             inventory_records(inventory, first_poll_now()),
             _backoff(s),
         ),
+    )
+
+
+def _modbus_client(endpoint: EndpointConfig) -> ReadOnlyModbusClient:
+    return ReadOnlyModbusClient(
+        endpoint.host,
+        endpoint.port,
+        framing=endpoint.framing,
+        in_flight=endpoint.requests_in_flight,
+        gap_s=endpoint.request_gap_s,
+    )
+
+
+def _limits(endpoint: EndpointConfig, settings: CollectorSettings) -> PollLimits:
+    return PollLimits(
+        request_timeout_s=endpoint.request_timeout_s or settings.collector_request_timeout_s,
+        max_registers=settings.collector_max_registers_per_read,
+        gap_fill=settings.collector_gap_fill,
+        concurrency=endpoint.requests_in_flight,
     )
 
 

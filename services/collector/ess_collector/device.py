@@ -62,6 +62,7 @@ class PollLimits:
     request_timeout_s: float
     max_registers: int
     gap_fill: int
+    concurrency: int = 1  # devices polled at once on the endpoint (its requests in flight)
 
 
 @dataclass

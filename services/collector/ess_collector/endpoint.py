@@ -149,18 +149,36 @@ class EndpointPoller:
         due = sorted(
             (d for d in self.devices if d.probe_due(now)), key=lambda d: d.health
         )  # stable: inventory order within each health group
-        for device in due:
-            if device.health is Health.DOWN:
-                if time_left_in_slot(slot, time.time()) < self._limits.request_timeout_s:
-                    continue  # no room for a timeout before the next boundary: try next slot
-                device.probes += 1
-                self._meters[device.key].probes.inc()
-            result = await device.poll(self.client, self._limits)
-            self._record(device, slot, result)
-            if not self.client.is_connected():
-                self._lost_connection()
-                break
+        if self._limits.concurrency == 1:
+            for device in due:
+                if not await self._poll_device(device, slot):
+                    break
+        else:  # pipelined: this many devices wait for replies at once, in health order
+            queue = iter(due)
+
+            async def worker() -> None:
+                for device in queue:
+                    if not await self._poll_device(device, slot):
+                        return
+
+            await asyncio.gather(
+                *(worker() for _ in range(min(self._limits.concurrency, len(due))))
+            )
         self._cycle_done()
+
+    async def _poll_device(self, device: Device, slot: int) -> bool:
+        """Poll one device for `slot`; False when the connection is gone."""
+        if device.health is Health.DOWN:
+            if time_left_in_slot(slot, time.time()) < self._limits.request_timeout_s:
+                return True  # no room for a timeout before the next boundary: try next slot
+            device.probes += 1
+            self._meters[device.key].probes.inc()
+        result = await device.poll(self.client, self._limits)
+        self._record(device, slot, result)
+        if not self.client.is_connected():
+            self._lost_connection()
+            return False
+        return True
 
     def _record(self, device: Device, slot: int, result: PollResult) -> None:
         meters = self._meters[device.key]

@@ -2,7 +2,7 @@
 
     python -m ess_simulator inventory --base-port 15020 | python -m ess_collector.from_simulator
 
-Sites become one endpoint each; SunSpec devices keep their base address;
+Sites become one endpoint each (with the site's framing); SunSpec devices keep their base address;
 vendor devices get the packaged VoltaStack register map of their kind. Only
 the simulator's documented inventory format is read, not its code.
 """
@@ -46,7 +46,9 @@ def inventory_from_simulator(
             elif "sunspec" in device:
                 entry["sunspec_base"] = device["sunspec"]["base_address"]
             devices.append(entry)
-        endpoint = {"host": site["host"], "port": site["port"], "devices": devices}
+        endpoint: dict[str, Any] = {"host": site["host"], "port": site["port"], "devices": devices}
+        if site.get("framing", "tcp") != "tcp":
+            endpoint["framing"] = site["framing"]
         sites.append({"id": site["site_id"], "endpoints": [endpoint]})
     used = {
         d["register_map"]

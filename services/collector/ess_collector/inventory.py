@@ -237,7 +237,17 @@ class EndpointConfig(_Frozen):
 
     host: str = Field(min_length=1)
     port: Annotated[int, Field(ge=1, le=65535)] = 502
+    framing: Literal["tcp", "rtu"] = "tcp"  # rtu: RTU frames through a serial gateway
+    requests_in_flight: Annotated[int, Field(ge=1, le=32)] = 1  # pipelined (tcp only)
+    request_timeout_s: Annotated[float, Field(gt=0, le=10)] | None = None  # default: setting
+    request_gap_s: Annotated[float, Field(ge=0, le=5)] = 0.0  # pause between two requests
     devices: list[DeviceConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _pipelining_needs_transaction_ids(self) -> EndpointConfig:
+        if self.framing == "rtu" and self.requests_in_flight > 1:
+            raise ValueError("RTU frames carry no transaction id: requests_in_flight must be 1")
+        return self
 
 
 class SiteConfig(_Frozen):

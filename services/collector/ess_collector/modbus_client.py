@@ -1,4 +1,5 @@
-"""A read-only Modbus TCP client: one connection, requests one at a time.
+"""A read-only Modbus client: one TCP connection, Modbus TCP or RTU framing,
+one request at a time or several in flight (matched by transaction id).
 
 Why not pymodbus's client: it reconnects on its own schedule (no jitter),
 retries inside a request, and turns malformed replies into log lines. The
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ess_collector.errors import (
     BrokenFrameError,
@@ -29,10 +31,14 @@ from ess_collector.errors import (
 )
 from ess_collector.modbus_frames import (
     MBAP_HEADER_SIZE,
+    RTU_MIN_REPLY,
     ReadFunction,
     decode_read_reply,
     encode_read_request,
+    encode_rtu_read_request,
     parse_header,
+    parse_rtu_reply,
+    rtu_reply_length,
 )
 
 log = logging.getLogger(__name__)
@@ -41,26 +47,36 @@ _Reply = tuple[int, bytes]  # unit id, PDU
 
 
 class _FrameSplitter(asyncio.Protocol):
-    """Cuts the byte stream of one connection into Modbus TCP frames."""
+    """Cuts the byte stream of one connection into Modbus TCP or RTU frames."""
 
     def __init__(self, client: ReadOnlyModbusClient) -> None:
         self._client = client
         self._buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self._rtu = client.framing == "rtu"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._rtu:
+            self._rtu_received(data)
+        else:
+            self._tcp_received(data)
+
+    def discard_input(self) -> None:
+        """RTU: bytes left over from a request that timed out answer nothing now."""
+        self._buffer.clear()
+
+    def _tcp_received(self, data: bytes) -> None:
         buffer = self._buffer
         buffer += data
         while len(buffer) >= MBAP_HEADER_SIZE:
             try:
                 tid, unit, pdu_length = parse_header(bytes(buffer[:MBAP_HEADER_SIZE]))
             except BrokenFrameError as exc:
-                log.warning("modbus %s:%s: %s; closing", self._client.host, self._client.port, exc)
-                self._client.connection_failed(self, exc)
+                self._lost_framing(exc)
                 return
             end = MBAP_HEADER_SIZE + pdu_length
             if len(buffer) < end:
@@ -69,22 +85,54 @@ class _FrameSplitter(asyncio.Protocol):
             del buffer[:end]
             self._client.reply_received(tid, unit, pdu)
 
+    def _rtu_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= RTU_MIN_REPLY:
+            end = rtu_reply_length(buffer)
+            if len(buffer) < end:
+                return
+            frame = bytes(buffer[:end])
+            del buffer[:end]
+            try:
+                unit, pdu = parse_rtu_reply(frame)
+            except BrokenFrameError as exc:
+                self._lost_framing(exc)
+                return
+            self._client.reply_received(None, unit, pdu)
+
+    def _lost_framing(self, exc: BrokenFrameError) -> None:
+        log.warning("modbus %s:%s: %s; closing", self._client.host, self._client.port, exc)
+        self._client.connection_failed(self, exc)
+
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"{type(exc).__name__}: {exc}" if exc else "closed by the peer"
         self._client.connection_failed(self, ConnectionLostError(reason))
 
 
 class ReadOnlyModbusClient:
-    """One TCP connection to a Modbus endpoint (a device or a gateway of many units)."""
+    """One TCP connection to a Modbus endpoint (a device or a gateway of many units).
 
-    def __init__(self, host: str, port: int) -> None:
+    `framing` is "tcp" (MBAP) or "rtu" (RTU frames through a serial gateway);
+    `in_flight` requests may wait for their replies at once (Modbus TCP only:
+    they are matched by transaction id); `gap_s` is the pause a gateway needs
+    between the end of one exchange and the next request.
+    """
+
+    def __init__(
+        self, host: str, port: int, *, framing: str = "tcp", in_flight: int = 1, gap_s: float = 0.0
+    ) -> None:
         self.host = host
         self.port = port
+        self.framing = framing
+        self.in_flight = 1 if framing == "rtu" else in_flight
+        self.gap_s = gap_s
         self.stale_replies = 0  # replies whose request had already timed out
         self._protocol: _FrameSplitter | None = None
-        self._pending: dict[int, asyncio.Future[_Reply]] = {}
+        self._pending: dict[int | None, asyncio.Future[_Reply]] = {}
         self._next_tid = 0
-        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(self.in_flight)
+        self._last_exchange = 0.0  # monotonic end of the last exchange (for gap_s)
         self._closed_by: ModbusError | None = None
 
     def is_connected(self) -> bool:
@@ -135,12 +183,20 @@ class ReadOnlyModbusClient:
     async def _read(
         self, function: ReadFunction, unit: int, address: int, count: int, timeout_s: float
     ) -> list[int] | list[bool]:
-        async with self._lock:  # strictly one request at a time per connection
+        async with self._slots:  # at most `in_flight` requests wait at once
+            if self.gap_s:
+                await self._keep_gap()
             protocol = self._protocol
             if protocol is None or protocol.transport is None or self._closed_by is not None:
                 raise NotConnectedError(f"{self.host}:{self.port} is not connected")
-            self._next_tid = (self._next_tid + 1) & 0xFFFF
-            tid = self._next_tid
+            tid: int | None
+            if self.framing == "tcp":
+                self._next_tid = tid = (self._next_tid + 1) & 0xFFFF
+                frame = encode_read_request(tid, unit, function, address, count)
+            else:
+                tid = None
+                protocol.discard_input()
+                frame = encode_rtu_read_request(unit, function, address, count)
             loop = asyncio.get_running_loop()
             reply: asyncio.Future[_Reply] = loop.create_future()
             self._pending[tid] = reply
@@ -148,18 +204,26 @@ class ReadOnlyModbusClient:
             # when thousands of requests a second go through one event loop.
             timer = loop.call_later(timeout_s, _expire, reply, unit, function, address, timeout_s)
             try:
-                protocol.transport.write(encode_read_request(tid, unit, function, address, count))
+                protocol.transport.write(frame)
                 reply_unit, pdu = await reply
             finally:
                 timer.cancel()
                 self._pending.pop(tid, None)
+                if self.gap_s:
+                    self._last_exchange = time.monotonic()
         if reply_unit != unit:
             raise MalformedReplyError(
                 "bad_unit", f"reply from unit {reply_unit}, asked unit {unit}"
             )
         return decode_read_reply(function, count, pdu)
 
-    def reply_received(self, tid: int, unit: int, pdu: bytes) -> None:
+    async def _keep_gap(self) -> None:
+        wait = self._last_exchange + self.gap_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def reply_received(self, tid: int | None, unit: int, pdu: bytes) -> None:
+        """Hand a reply to its request (by transaction id; RTU: the one waiting)."""
         waiter = self._pending.get(tid)
         if waiter is None or waiter.done():
             self.stale_replies += 1

@@ -1,7 +1,9 @@
-"""Modbus TCP framing for the four read functions, as pure functions.
+"""Modbus framing for the four read functions, as pure functions.
 
-A request is an MBAP header (transaction id, protocol 0, length, unit id)
-followed by a PDU (function code, start address, quantity). Only the read
+Modbus TCP: an MBAP header (transaction id, protocol 0, length, unit id)
+followed by a PDU (function code, start address, quantity). RTU over TCP (a
+serial-to-Ethernet gateway passing RTU frames through): unit id, PDU, CRC-16;
+no transaction id, so replies come in request order. Only the read
 functions 1-4 exist here: the collector never writes to a device.
 Every way a reply can be wrong raises a `ModbusError` whose `reason` is a
 short, bounded code used as a metric label.
@@ -49,6 +51,52 @@ def encode_read_request(
         raise ValueError(f"address range {address}+{quantity} outside the 16-bit space")
     pdu = READ_REQUEST_PDU.pack(function, address, quantity)
     return MBAP_HEADER.pack(transaction_id & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
+
+
+def encode_rtu_read_request(
+    unit: int, function: ReadFunction, address: int, quantity: int
+) -> bytes:
+    """One RTU frame (unit, PDU, CRC) asking for `quantity` items from `address`."""
+    frame = encode_read_request(0, unit, function, address, quantity)[MBAP_HEADER_SIZE - 1 :]
+    return frame + crc16(frame).to_bytes(2, "little")
+
+
+RTU_MIN_REPLY = 5  # unit, function | 0x80, exception code, CRC
+
+
+def rtu_reply_length(head: bytes | bytearray) -> int:
+    """Length of the RTU reply starting `head` (at least 3 bytes of it)."""
+    if head[1] & 0x80:
+        return RTU_MIN_REPLY
+    return 3 + head[2] + 2
+
+
+def parse_rtu_reply(frame: bytes) -> tuple[int, bytes]:
+    """(unit id, PDU) of a complete RTU reply; a bad CRC means the stream is lost."""
+    if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
+        raise BrokenFrameError("RTU reply with a bad CRC")
+    return frame[0], frame[1:-2]
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """Modbus RTU CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
+    return crc
 
 
 def parse_header(header: bytes) -> tuple[int, int, int]:

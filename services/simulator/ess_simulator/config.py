@@ -55,6 +55,7 @@ class SiteConfig(_Frozen):
     name: str | None = None
     banks: dict[str, int] = Field(min_length=1)  # bank name -> number of racks
     protocol: Literal["sunspec", "vendor"] = "sunspec"
+    framing: Literal["tcp", "rtu"] = "tcp"  # rtu: a serial gateway's RTU frames over TCP
     schedule: dict[str, float] = Field(default_factory=dict)  # overrides of the fleet's
 
     @field_validator("id")
@@ -82,6 +83,8 @@ class FleetConfig(_Frozen):
     base_port: int = Field(default=15020, ge=0, le=65535)  # 0: any free port per site
     control_port: int | None = Field(default=15019, ge=0, le=65535)  # None: no HTTP control
     grid_hz: Literal[50, 60] = 50
+    # fast: own framing, images packed once per second and served by slicing (benchmarks)
+    serving: Literal["pymodbus", "fast"] = "pymodbus"
     vendor_map: str = DEFAULT_VENDOR_MAP  # relative to the fleet file, else packaged
     battery: BatteryConfig = BatteryConfig()
     schedule: ScheduleConfig = ScheduleConfig()

@@ -39,9 +39,10 @@ class SiteDatastore:
     def device_ids(self) -> list[int]:
         return sorted(self._endpoints)
 
-    def read(
-        self, unit_id: int, function_code: int, address: int, count: int
-    ) -> list[int] | list[bool] | ExcCodes:
+    def _target(
+        self, unit_id: int, function_code: int, count: int
+    ) -> tuple[DeviceEndpoint, int, bool] | ExcCodes:
+        """(endpoint, second, sentinel) a read is answered from, or its exception."""
         if function_code not in READ_FUNCTION_SPACES:
             return ExcCodes.ILLEGAL_FUNCTION
         limit = MAX_READ_BITS if function_code in (1, 2) else MAX_READ_REGISTERS
@@ -50,11 +51,33 @@ class SiteDatastore:
         endpoint = self._endpoints.get(unit_id)
         if endpoint is None:
             return ExcCodes.GATEWAY_NO_RESPONSE
+        return endpoint, math.floor(self._clock()), self.sentinel(endpoint)
+
+    def sentinel(self, endpoint: DeviceEndpoint) -> bool:
         hit = self._faults.effective(endpoint.device.device_id, self.site_id)
-        sentinel = hit is not None and hit[1].sentinel
-        second = math.floor(self._clock())
+        return hit is not None and hit[1].sentinel
+
+    def read(
+        self, unit_id: int, function_code: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        target = self._target(unit_id, function_code, count)
+        if isinstance(target, ExcCodes):
+            return target
+        endpoint, second, sentinel = target
         values = endpoint.spaces(second, sentinel).read(function_code, address, count)
         return ExcCodes.ILLEGAL_ADDRESS if values is None else values
+
+    def read_bytes(self, unit_id: int, function_code: int, address: int, count: int) -> bytes | int:
+        """The data bytes of the reply (as `read`, packed), or an exception code."""
+        target = self._target(unit_id, function_code, count)
+        if isinstance(target, ExcCodes):
+            return int(target.value)
+        endpoint, second, sentinel = target
+        data = endpoint.packed(second, sentinel).read(function_code, address, count)
+        return int(ExcCodes.ILLEGAL_ADDRESS.value) if data is None else data
+
+    def endpoints(self) -> list[DeviceEndpoint]:
+        return list(self._endpoints.values())
 
     async def async_getValues(  # noqa: N802 - pymodbus's datastore interface
         self, device_id: int, func_code: int, address: int, count: int = 1

@@ -6,6 +6,9 @@ unit behind that gateway); a device's own faults win over its site's.
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Exception codes a Modbus server may answer with.
@@ -38,6 +41,16 @@ class FaultSpec(BaseModel):
     @property
     def active(self) -> bool:
         return self != FaultSpec()
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAction:
+    """What a gateway does with one request, in order: drop beats mute beats delay."""
+
+    drop: bool = False
+    mute: bool = False
+    delay_s: float = 0.0
+    exception_code: int | None = None
 
 
 class FaultBoard:
@@ -86,3 +99,17 @@ class FaultBoard:
         spec = self._faults.get(target)
         if spec is not None and spec.drop:
             self.set(target, spec.model_copy(update={"drop": False}))
+
+    def action(self, device_id: str, site_id: str, rng: random.Random) -> FaultAction | None:
+        """How to treat one request to the device (None: answer normally); a
+        one-shot drop is consumed here."""
+        hit = self.effective(device_id, site_id)
+        if hit is None:
+            return None
+        target, spec = hit
+        dropped_at_random = spec.drop_probability > 0 and rng.random() < spec.drop_probability
+        if spec.drop or dropped_at_random:
+            if spec.drop:
+                self.consume_drop(target)
+            return FaultAction(drop=True)
+        return FaultAction(mute=spec.mute, delay_s=spec.delay_s, exception_code=spec.exception_code)

@@ -15,6 +15,7 @@ import random
 from typing import Any
 
 from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
@@ -87,14 +88,25 @@ class SiteGatewayServer(ModbusTcpServer):
         host: str,
         port: int,
         rng: random.Random,
+        *,
+        framer: FramerType = FramerType.SOCKET,
     ) -> None:
-        super().__init__(_placeholder_device(), address=(host, port))
+        super().__init__(_placeholder_device(), address=(host, port), framer=framer)
         self.datastore = datastore
         self._faults = faults
         self._rng = rng
 
     def callback_new_connection(self) -> SiteRequestHandler:
         return SiteRequestHandler(self)
+
+    async def start(self) -> None:
+        try:
+            await self.serve_forever(background=True)
+        except RuntimeError as exc:  # pymodbus reports bind failures this way
+            raise OSError(str(exc)) from exc
+
+    async def stop(self) -> None:
+        await self.shutdown()  # type: ignore[no-untyped-call]
 
     @property
     def bound_port(self) -> int:
@@ -110,23 +122,17 @@ class SiteGatewayServer(ModbusTcpServer):
         endpoint = self.datastore.endpoint(pdu.dev_id)
         if endpoint is None:
             return ExceptionResponse(pdu.function_code, ExcCodes.GATEWAY_NO_RESPONSE)
-        hit = self._faults.effective(endpoint.device.device_id, self.datastore.site_id)
-        if hit is not None:
-            target, spec = hit
-            dropped_at_random = (
-                spec.drop_probability > 0 and self._rng.random() < spec.drop_probability
-            )
-            if spec.drop or dropped_at_random:
-                if spec.drop:
-                    self._faults.consume_drop(target)
+        action = self._faults.action(endpoint.device.device_id, self.datastore.site_id, self._rng)
+        if action is not None:
+            if action.drop:
                 log.info("dropping connection on request to %s", endpoint.device.device_id)
                 handler.drop_connection()
                 return None
-            if spec.mute:
+            if action.mute:
                 return None
-            if spec.delay_s > 0:
-                await asyncio.sleep(spec.delay_s)
-            if spec.exception_code is not None:
-                return ExceptionResponse(pdu.function_code, spec.exception_code)
+            if action.delay_s > 0:
+                await asyncio.sleep(action.delay_s)
+            if action.exception_code is not None:
+                return ExceptionResponse(pdu.function_code, action.exception_code)
         response: ModbusPDU = await pdu.datastore_update(self.datastore, pdu.dev_id)  # type: ignore[arg-type]
         return response

@@ -59,6 +59,7 @@ def build_inventory(
                 "host": host,
                 "port": ports[site.site_id],
                 "protocol": site.protocol,
+                "framing": site.framing,
                 "devices": [
                     _device_entry(device, site, vendor_map_path, vendor_map_name)
                     for device in site.devices

@@ -6,22 +6,28 @@ and friends are the in-process control API (the HTTP endpoint calls them too).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
+
+from pymodbus.framer import FramerType
 
 from ess_simulator.config import ConfigError, FleetConfig
 from ess_simulator.control_http import ControlServer
 from ess_simulator.datastore import SiteDatastore
 from ess_simulator.endpoint import DeviceEndpoint
+from ess_simulator.fast_gateway import FastGatewayServer
 from ess_simulator.faults import FaultBoard, FaultSpec, UnknownTargetError
 from ess_simulator.gateway import SiteGatewayServer
 from ess_simulator.inventory import build_inventory
 from ess_simulator.noise import stable_key
+from ess_simulator.prerender import prerender_forever
 from ess_simulator.site_model import SiteModel
 from ess_simulator.topology import SitePlan, plan_fleet
 from ess_simulator.vendor_map import VendorMap, load_vendor_map
@@ -31,6 +37,19 @@ log = logging.getLogger(__name__)
 
 class ListenError(OSError):
     """A site's port could not be listened on (in use, bad address)."""
+
+
+class Gateway(Protocol):
+    """A site's listening endpoint (pymodbus's server or the fast one)."""
+
+    datastore: SiteDatastore
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def bound_port(self) -> int: ...
 
 
 class Simulator:
@@ -49,7 +68,8 @@ class Simulator:
                 self.fault_board.set(target, spec)
             except UnknownTargetError as exc:
                 raise ConfigError(f"faults: unknown device or site {target!r}") from exc
-        self._gateways: dict[str, SiteGatewayServer] = {}
+        self._gateways: dict[str, Gateway] = {}
+        self._prerender: asyncio.Task[None] | None = None
         self._ports: dict[str, int] = {}
         self._control: ControlServer | None = None
 
@@ -60,6 +80,11 @@ class Simulator:
         try:
             for site in self.sites:
                 await self._start_site(site)
+            if self.config.serving == "fast":
+                datastores = [g.datastore for g in self._gateways.values()]
+                self._prerender = asyncio.create_task(
+                    prerender_forever(datastores, self._clock), name="prerender"
+                )
             if self.config.control_port is not None:
                 self._control = ControlServer(self, self.config.host, self.config.control_port)
                 await self._control.start()
@@ -89,24 +114,39 @@ class Simulator:
         port = self.config.base_port + site.position if self.config.base_port else 0
         # Seeded, not secret: drop_probability must replay the same way for a given seed.
         rng = random.Random(stable_key(self.config.seed, site.site_id, "drops"))  # noqa: S311
-        gateway = SiteGatewayServer(datastore, self.fault_board, self.config.host, port, rng)
+        gateway: Gateway
+        if self.config.serving == "fast":
+            host = self.config.host
+            gateway = FastGatewayServer(
+                datastore, self.fault_board, host, port, rng, framing=site.framing
+            )
+        else:
+            framer = FramerType.RTU if site.framing == "rtu" else FramerType.SOCKET
+            gateway = SiteGatewayServer(
+                datastore, self.fault_board, self.config.host, port, rng, framer=framer
+            )
         try:
-            await gateway.serve_forever(background=True)
-        except RuntimeError as exc:  # pymodbus reports bind failures this way
+            await gateway.start()
+        except OSError as exc:
             raise ListenError(
-                f"{site.site_id}: cannot listen on {self.config.host}:{port}"
+                f"{site.site_id}: cannot listen on {self.config.host}:{port}: {exc}"
             ) from exc
         self._gateways[site.site_id] = gateway
         self._ports[site.site_id] = gateway.bound_port
 
     async def stop(self) -> None:
         """Close every listener and connection; safe to call twice."""
+        prerender, self._prerender = self._prerender, None
+        if prerender is not None:
+            prerender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await prerender
         control, self._control = self._control, None
         if control is not None:
             await control.stop()
         gateways, self._gateways = self._gateways, {}
         for gateway in gateways.values():
-            await gateway.shutdown()  # type: ignore[no-untyped-call]
+            await gateway.stop()
         if gateways:
             log.info("simulator stopped", extra={"sites": len(gateways)})
 

@@ -53,6 +53,7 @@ class SitePlan:
     banks: tuple[BankPlan, ...]
     devices: tuple[DevicePlan, ...]
     schedule: ScheduleConfig
+    framing: str = "tcp"  # "tcp" (MBAP) or "rtu" (RTU frames over TCP)
 
     @property
     def rack_count(self) -> int:
@@ -100,6 +101,7 @@ def plan_fleet(config: FleetConfig) -> tuple[SitePlan, ...]:
                     banks=banks,
                     devices=_devices(site_id, banks),
                     schedule=config.site_schedule(site),
+                    framing=site.framing,
                 )
             )
     counts = Counter(site.site_id for site in sites)

@@ -29,9 +29,11 @@ def free_port_config(**changes: Any) -> FleetConfig:
     return FleetConfig.model_validate(data)
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(free_port_config(), clock=lambda: FROZEN_T) as simulator:
+@pytest.fixture(params=["pymodbus", "fast"])
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    """Both serving modes answer every test the same way."""
+    config = free_port_config(serving=request.param)
+    async with Simulator(config, clock=lambda: FROZEN_T) as simulator:
         yield simulator
 
 

@@ -1,4 +1,4 @@
-"""Modbus TCP frames of the four read functions, and every way a reply can be wrong."""
+"""Modbus TCP and RTU frames of the four read functions, and every way a reply can be wrong."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import pytest
 from ess_collector.errors import BrokenFrameError, ExceptionReplyError, MalformedReplyError
 from ess_collector.modbus_frames import (
     ReadFunction,
+    crc16,
     decode_read_reply,
     encode_read_request,
+    encode_rtu_read_request,
     parse_header,
+    parse_rtu_reply,
+    rtu_reply_length,
 )
 
 
@@ -86,3 +90,20 @@ def test_a_header_that_cannot_be_modbus_breaks_the_frame() -> None:
     with pytest.raises(BrokenFrameError) as caught:
         parse_header(bytes.fromhex("0007 0000 0001 09"))  # no room for a function code
     assert caught.value.connection_broken
+
+
+def test_an_rtu_request_is_unit_pdu_and_crc() -> None:
+    frame = encode_rtu_read_request(1, ReadFunction.READ_HOLDING_REGISTERS, 0, 10)
+    assert frame == bytes.fromhex("01 03 0000 000A C5CD")  # the specification's example
+
+
+def test_an_rtu_reply_is_cut_by_its_byte_count_and_checked_by_its_crc() -> None:
+    body = bytes.fromhex("11 03 04 0001 0002")
+    frame = body + crc16(body).to_bytes(2, "little")
+    assert rtu_reply_length(frame[:3]) == len(frame)
+    assert parse_rtu_reply(frame) == (0x11, bytes.fromhex("03 04 0001 0002"))
+    assert decode_read_reply(ReadFunction.READ_HOLDING_REGISTERS, 2, frame[1:-2]) == [1, 2]
+    exception = bytes.fromhex("11 83 02")
+    assert rtu_reply_length(exception) == 5
+    with pytest.raises(BrokenFrameError):
+        parse_rtu_reply(frame[:-1] + bytes([frame[-1] ^ 1]))
