@@ -22,6 +22,7 @@ class StackConfig(BaseSettings):
     redis_port: int = Field(default=16379, ge=1024, le=65535)
     prometheus_port: int = Field(default=19090, ge=1024, le=65535)
     prometheus_retention: str = "2d"
+    run_metrics_port: int = Field(default=18100, ge=1024, le=65535)  # make run's supervisor
     db_user: str = "ess"
     db_name: str = "ess"
     topic_partitions: int = Field(default=6, ge=1, le=256)

@@ -3,8 +3,10 @@
 Starts every service as its own process (logs in `.local/logs/<service>.log`)
 and supervises them: one that exits unexpectedly is started again after the
 shared `Backoff` (reset once it stayed up for a minute), and its restarts are
-counted and shown. Prints one status block every few seconds from their
-`/metrics`. On Ctrl-C (or SIGTERM) it sends SIGTERM to each, waits for them to
+counted, shown, and served as `ess_run_service_restarts_total` on the
+supervisor's own /metrics (port 18100, scraped by the stack's Prometheus). The
+view is `ess_status`'s, the same as `essctl status`: redrawn in place on a
+terminal, plain lines otherwise. On Ctrl-C (or SIGTERM) it sends SIGTERM to each, waits for them to
 drain, and exits; the view's output is best effort, so a closed stdout (`make
 run | head`, a killed `tee`) never keeps the services from being stopped.
 Each service also gets SIGTERM from the kernel if the supervisor dies without
@@ -19,14 +21,14 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from ess_common.backoff import Backoff
 from ess_stack.config import StackConfig
 from ess_stack.procs import ManagedProcess
+from ess_status.watch import Watch, show_live
 
 
 @dataclass(frozen=True)
@@ -35,59 +37,31 @@ class ServiceSpec:
     module: str
     http_port: int
     env: dict[str, str] = field(default_factory=dict)
-    # (label shown, metric sample name) summed over labels for the live view
-    shows: tuple[tuple[str, str], ...] = ()
+    metrics: bool = True  # serves /metrics on http_port (scraped by Prometheus and the view)
 
 
 def pipeline_services() -> list[ServiceSpec]:
-    sink_shows = (
-        ("rows", "ess_sink_rows_written_total"),
-        ("dup", "ess_sink_duplicates_skipped_total"),
-        ("dlq", "ess_sink_dlq_messages_total"),
-        ("replays", "ess_sink_replay_requests_total"),
-    )
-    gap_shows = (
-        ("windows", "ess_gapdetector_windows_evaluated_total"),
-        ("replay-req", "ess_gapdetector_replay_requests_total"),
-        ("healed", "ess_gapdetector_gaps_closed_total"),
-        ("open", "ess_gapdetector_gaps_unclosed_total"),
-    )
-    cache_shows = (
-        ("applied", "ess_cache_readings_applied_total"),
-        ("dup", "ess_cache_duplicates_ignored_total"),
-        ("anomalies", "ess_cache_anomalies_raised_total"),
-    )
-    collector_shows = (
-        ("read", "ess_collector_readings_total"),
-        ("published", "ess_collector_readings_published_total"),
-        ("spool", "ess_collector_spool_depth"),
-        ("dropped", "ess_collector_spool_dropped_total"),
-    )
     return [
         # The simulator first: it listens on the ports of its own fleet file
         # (sites 15020.., HTTP control 15019); the collector polls it.
-        ServiceSpec("simulator", "ess_simulator", 15019),
-        ServiceSpec("collector", "ess_collector", 18105, {}, collector_shows),
-        ServiceSpec("sink-local", "ess_sink", 18101, {"ESS_SINK_CLUSTER": "local"}, sink_shows),
-        ServiceSpec("sink-cloud", "ess_sink", 18102, {"ESS_SINK_CLUSTER": "cloud"}, sink_shows),
-        ServiceSpec("cache", "ess_cache", 18103, {}, cache_shows),
-        ServiceSpec("gapdetector", "ess_gapdetector", 18104, {}, gap_shows),
+        ServiceSpec("simulator", "ess_simulator", 15019, metrics=False),
+        ServiceSpec("collector", "ess_collector", 18105),
+        ServiceSpec("sink-local", "ess_sink", 18101, {"ESS_SINK_CLUSTER": "local"}),
+        ServiceSpec("sink-cloud", "ess_sink", 18102, {"ESS_SINK_CLUSTER": "cloud"}),
+        ServiceSpec("cache", "ess_cache", 18103),
+        ServiceSpec("gapdetector", "ess_gapdetector", 18104),
     ]
 
 
-def _scrape(port: int, wanted: tuple[tuple[str, str], ...]) -> dict[str, float] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return None
-    totals = {label: 0.0 for label, _ in wanted}
-    names = {name: label for label, name in wanted}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in names:
-                totals[names[sample.name]] += sample.value
-    return totals
+def local_targets(cfg: StackConfig, specs: list[ServiceSpec] | None = None) -> dict[str, str]:
+    """What the status view reads: each service's /metrics, and the supervisor's ("run")."""
+    targets = {
+        s.name: f"http://{cfg.host}:{s.http_port}/metrics"
+        for s in (pipeline_services() if specs is None else specs)
+        if s.metrics
+    }
+    targets["run"] = f"http://{cfg.host}:{cfg.run_metrics_port}/metrics"
+    return targets
 
 
 STABLE_S = 60.0  # up this long: the next exit starts the backoff from the beginning
@@ -119,11 +93,41 @@ class _Supervision:
     restart_at: float | None = None  # when it died: the time of its next start
 
 
+class SupervisorMetrics:
+    """What only the supervisor knows, on its own /metrics (`cfg.run_metrics_port`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.up = Gauge(
+            "ess_run_service_up",
+            "1 while the service's process runs under make run",
+            ("service",),
+            registry=self.registry,
+        )
+        self.restarts = Counter(
+            "ess_run_service_restarts_total",
+            "Times make run started the service again after it exited unexpectedly",
+            ("service",),
+            registry=self.registry,
+        )
+
+    def serve(self, host: str, port: int) -> str | None:
+        """Start serving; None, or why not (the pipeline runs without it)."""
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            return f"supervisor metrics not served on {host}:{port}: {exc.strerror}"
+        return None
+
+
 class Pipeline:
     def __init__(self, cfg: StackConfig, specs: list[ServiceSpec]) -> None:
         self.cfg = cfg
         self.specs = specs
         self.supervision = {s.name: _Supervision() for s in specs}
+        self.metrics = SupervisorMetrics()
+        for s in specs:
+            self.metrics.restarts.labels(s.name)
         self.procs = {
             s.name: ManagedProcess(
                 s.name,
@@ -157,7 +161,9 @@ class Pipeline:
         now, restarted = time.monotonic(), []
         for spec in self.specs:
             sup = self.supervision[spec.name]
-            if self.procs[spec.name].pid() is not None:
+            alive = self.procs[spec.name].pid() is not None
+            self.metrics.up.labels(spec.name).set(int(alive))
+            if alive:
                 if now - sup.started_at > STABLE_S:
                     sup.backoff.reset()
                 continue
@@ -166,6 +172,7 @@ class Pipeline:
             elif now >= sup.restart_at:
                 self._start(spec)
                 sup.restarts += 1
+                self.metrics.restarts.labels(spec.name).inc()
                 restarted.append(spec.name)
         return restarted
 
@@ -173,16 +180,12 @@ class Pipeline:
         for spec in reversed(self.specs):
             self.procs[spec.name].stop(signal.SIGTERM, timeout_s=30)
 
-    def status_block(self) -> str:
-        lines = [time.strftime("%H:%M:%S") + "  service       state    restarts  flow"]
-        for spec in self.specs:
-            alive = self.procs[spec.name].pid() is not None
-            totals = _scrape(spec.http_port, spec.shows) if alive else None
-            flow = "  ".join(f"{k}={v:,.0f}" for k, v in totals.items()) if totals else "-"
-            state = "up" if alive else "DOWN"
-            restarts = self.supervision[spec.name].restarts
-            lines.append(f"          {spec.name:<13} {state:<8} {restarts:>8}  {flow}")
-        return "\n".join(lines)
+
+def _is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def run_pipeline(
@@ -201,14 +204,21 @@ def run_pipeline(
     try:
         pipeline.start()
         say(f"pipeline running; logs in {cfg.state / 'logs'}; Ctrl-C stops it")
-        say(f"prometheus: http://{cfg.host}:{cfg.prometheus_port}  (docs/operations.md)")
-        while not stopping:
-            say(pipeline.status_block())
-            deadline = time.monotonic() + interval_s
-            while not stopping and time.monotonic() < deadline:
-                for name in pipeline.supervise():
-                    say(f"restarted {name} (exited unexpectedly)")
-                time.sleep(0.2)
+        problem = pipeline.metrics.serve(cfg.host, cfg.run_metrics_port)
+        if problem:
+            say(problem)
+        prometheus = f"http://{cfg.host}:{cfg.prometheus_port}"
+        watch = Watch(local_targets(cfg, pipeline.specs), {"prometheus": prometheus})
+        show_live(
+            watch,
+            interval_s,
+            tty=_is_terminal(),
+            emit=say,
+            tick=lambda: [
+                f"restarted {name} (exited unexpectedly)" for name in pipeline.supervise()
+            ],
+            stopping=lambda: stopping,
+        )
     finally:
         # Stop first, talk after: nothing the view does may leave a service running.
         with contextlib.suppress(KeyboardInterrupt):

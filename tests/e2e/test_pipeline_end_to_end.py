@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import orjson
+import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -27,6 +29,33 @@ from helpers.disposable import free_port
 
 SEED_DEVICES = 5 + 8 + 9 + 8 + 11 + 9 + 4 * 2  # banks + racks + a PCS and a meter per site
 COLLECT_S = 12
+STATUS_AT_S, STATUS_INTERVAL_S = 5, 2  # `essctl status` looks 7 s in, over 2 s
+
+
+def _sites(inventory: Path) -> set[str]:
+    doc = yaml.safe_load(inventory.read_text())
+    return {site["id"] for site in doc["sites"]}
+
+
+async def _status_shows_the_flow(http: dict[str, int], sites: set[str]) -> None:
+    """`essctl status` against the running services: per-site readings, both clusters' flow."""
+    targets = [f"--target={name}=http://127.0.0.1:{port}/metrics" for name, port in http.items()]
+    args = ["-m", "ess_ctl", "status", f"--interval={STATUS_INTERVAL_S}", *targets]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, "--json", stdout=subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    frame = orjson.loads(out)
+    assert [s["up"] for s in frame["services"]] == [True, True, True]
+    flowing = {r["site"] for r in frame["readings"] if r["per_s"] > 0}
+    assert flowing == sites
+    clusters = {c["cluster"]: c for c in frame["clusters"]}
+    assert set(clusters) == {"local", "cloud"}
+    for c in clusters.values():
+        assert c["rows_per_s"] > 0
+        assert c["freshness_p50_s"] is not None
+        assert c["freshness_p99_s"] >= c["freshness_p50_s"]
 
 
 def _consecutive_free_ports(count: int) -> int:
@@ -137,6 +166,7 @@ async def test_every_polled_reading_lands_once_in_both_clusters(
     inventory = await asyncio.to_thread(_collector_inventory, base_port, tmp_path)
     dsn = {"local": await make_database("local"), "cloud": await make_database("cloud")}
     common = {"ESS_TOPIC_PREFIX": prefix, "ESS_HTTP_PORT": "0", "ESS_LOG_FORMAT": "json"}
+    http = {name: free_port() for name in ("collector", "sink-local", "sink-cloud")}
 
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
@@ -157,6 +187,7 @@ async def test_every_polled_reading_lands_once_in_both_clusters(
                 {
                     **common,
                     "ESS_SINK_CLUSTER": cluster,
+                    "ESS_HTTP_PORT": str(http[f"sink-{cluster}"]),
                     "ESS_SINK_GROUP_ID": unique("g"),
                     f"ESS_DB_{cluster.upper()}_DSN": dsn[cluster],
                 },
@@ -167,6 +198,7 @@ async def test_every_polled_reading_lands_once_in_both_clusters(
             "collector",
             {
                 **common,
+                "ESS_HTTP_PORT": str(http["collector"]),
                 "ESS_COLLECTOR_INVENTORY": str(inventory),
                 "ESS_COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"),
             },
@@ -174,7 +206,9 @@ async def test_every_polled_reading_lands_once_in_both_clusters(
             "ess_collector",
         )
 
-        await asyncio.sleep(COLLECT_S)
+        await asyncio.sleep(COLLECT_S - STATUS_AT_S)
+        await _status_shows_the_flow(http, _sites(inventory))
+        await asyncio.sleep(STATUS_AT_S - STATUS_INTERVAL_S)
         assert await _stop(procs["collector"]) == 0  # flushes its spool to Kafka first
         produced = await _kafka_total(settings.kafka_bootstrap, prefix)
         assert produced >= SEED_DEVICES * (COLLECT_S - 5)  # it really polled every device

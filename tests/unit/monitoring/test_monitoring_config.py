@@ -20,7 +20,7 @@ def _ess_targets(config: str) -> dict[str, str]:
 
 
 def test_local_prometheus_scrapes_every_service_with_metrics_on_its_port() -> None:
-    expected = {s.name: f"127.0.0.1:{s.http_port}" for s in pipeline_services() if s.shows}
+    expected = {s.name: f"127.0.0.1:{s.http_port}" for s in pipeline_services() if s.metrics}
     assert _ess_targets("local.yml") == expected
 
 
