@@ -22,6 +22,7 @@ class StackConfig(BaseSettings):
     redis_port: int = Field(default=16379, ge=1024, le=65535)
     prometheus_port: int = Field(default=19090, ge=1024, le=65535)
     prometheus_retention: str = "2d"
+    pushgateway_port: int = Field(default=19091, ge=1024, le=65535)  # batch jobs' metrics
     run_metrics_port: int = Field(default=18100, ge=1024, le=65535)  # make run's supervisor
     db_user: str = "ess"
     db_name: str = "ess"
@@ -57,4 +58,5 @@ class StackConfig(BaseSettings):
             f"ESS_DB_LOCAL_DSN={self.dsn(self.db_local_port)}",
             f"ESS_DB_CLOUD_DSN={self.dsn(self.db_cloud_port)}",
             f"ESS_REDIS_URL=redis://{self.host}:{self.redis_port}/0",
+            f"ESS_PUSHGATEWAY_URL=http://{self.host}:{self.pushgateway_port}",
         ]

@@ -1,8 +1,11 @@
-"""Prometheus of the local stack: Debian's `prometheus` package, on loopback.
+"""Prometheus of the local stack (Debian's `prometheus` package) and its Pushgateway, on loopback.
 
 Its scrape configuration and alert rules live in the repo (`monitoring/`), so
 the same files drive the local stack, docker-compose and the tests. The
-binary comes from apt like `redis-server`; `promtool` ships with it.
+binary comes from apt like `redis-server`; `promtool` ships with it. The
+Pushgateway (Debian's `prometheus-pushgateway`) holds what batch jobs such as
+`essctl dlq replay` count, for Prometheus to scrape; it persists to a file, so
+a restart keeps the totals.
 """
 
 from __future__ import annotations
@@ -77,6 +80,60 @@ class Prometheus:
             cwd=self.config_file.parent,  # rule_files are relative to the config
         )
         await_ready(self.name, self.proc, c.host, c.prometheus_port, c.ready_timeout_s)
+
+    def stop(self) -> bool:
+        return self.proc.stop(signal.SIGTERM, timeout_s=30)
+
+    def status(self) -> Status:
+        return Status(
+            self.name, self.proc.pid() is not None, self.proc.pid(), self.url, self.proc.log_file
+        )
+
+
+class Pushgateway:
+    name = "pushgateway"
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self.binary = ""
+        self.store = cfg.state / "pushgateway.metrics"
+        self.proc = ManagedProcess(
+            self.name,
+            cfg.state / "pids" / "pushgateway.pid",
+            cfg.state / "logs" / "pushgateway.log",
+            f"--persistence.file={self.store}",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.pushgateway_port}"
+
+    def provision(self) -> None:
+        if shutil.which("prometheus-pushgateway") is None:
+            apt_install(
+                "pushgateway",
+                ["--no-install-recommends", "prometheus-pushgateway"],
+                self.cfg.state / "logs" / "provision.log",
+            )
+        found = shutil.which("prometheus-pushgateway")
+        if found is None:
+            raise StackError(self.name, "prometheus-pushgateway not found after install")
+        self.binary = found
+
+    def start(self) -> None:
+        c = self.cfg
+        if _claim_port(self.name, self.proc, c.host, c.pushgateway_port):
+            return
+        self.proc.start(
+            [
+                self.binary or "prometheus-pushgateway",
+                f"--web.listen-address={c.host}:{c.pushgateway_port}",
+                f"--persistence.file={self.store}",
+                "--persistence.interval=5s",
+                "--log.level=warn",
+            ]
+        )
+        await_ready(self.name, self.proc, c.host, c.pushgateway_port, c.ready_timeout_s)
 
     def stop(self) -> bool:
         return self.proc.stop(signal.SIGTERM, timeout_s=30)
