@@ -36,6 +36,8 @@ class CommonSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 = pick a free port")
     drain_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    # where batch commands (essctl dlq replay) push their counts; None: not pushed
+    pushgateway_url: str | None = Field(default=None, pattern=r"^https?://")
 
     def dsn(self, cluster: Cluster) -> SecretStr:
         """The connection string of one cluster's database."""

@@ -12,7 +12,8 @@ dead-lettered it), `--from T` / `--to T` (when it was dead-lettered, UTC).
 cluster dead-lettered) into that cluster through the sink's own path: the
 sink's decoder and slot bounds (`ESS_SINK_MAX_FUTURE_S`, `ESS_SINK_MAX_AGE_S`)
 and `write_batch` with its isolation of refused rows, once the cause is fixed
-(a widened bound, a column that can hold the value, a fixed producer). It is
+(a widened bound, a column that can hold the value, a fixed producer). Each
+run's counts go to the Pushgateway at `ESS_PUSHGATEWAY_URL` (`ess_ctl.pushed`). It is
 idempotent: rows already present are left as they are (`present`), so running
 it twice changes nothing. Messages that still fail are reported with their
 reason and left in the DLQ (not dead-lettered again). `--dry-run` shows what
@@ -42,6 +43,7 @@ from ess_common.topics import dlq_topic, table_of_topic, telemetry_topic
 from ess_ctl.cli import Exit, Parser
 from ess_ctl.ops_args import fail_usage, one_cluster, one_table, settings_or_exit, utc_time
 from ess_ctl.progress import ProgressLine
+from ess_ctl.pushed import REDRIVE_OUTCOMES, push_redrive
 from ess_tables.batch import BatchDecoder, DecodedBatch, Poison
 from ess_tables.settings import SlotBoundsSettings
 from ess_tables.writer import write_batch
@@ -307,6 +309,13 @@ def run_replay(args: argparse.Namespace) -> int:
         still_failing=counts.still_failing,
         still_failing_by_reason=dict(counts.still_failing_by_reason or {}),
     )
+    if settings.pushgateway_url:
+        pushed = {o: out[o] for o in REDRIVE_OUTCOMES}
+        problem = push_redrive(
+            settings.pushgateway_url, settings.topic_prefix, args.cluster, pushed
+        )
+        if problem:
+            print(f"essctl dlq replay: warning: {problem}", file=sys.stderr)
     if args.json:
         _dump(out)
     else:

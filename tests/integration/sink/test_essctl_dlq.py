@@ -1,22 +1,32 @@
 """`essctl dlq`: list and filter the sink's dead letters, show one with its headers,
 and re-drive them into a cluster once the cause is fixed: idempotent (a second
-re-drive inserts nothing), a message that still fails is reported (exit 1)."""
+re-drive inserts nothing), a message that still fails is reported (exit 1), and
+what each run re-drove is counted in Prometheus (through the stack's Pushgateway)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from prometheus_client import delete_from_gateway
+from prometheus_client.parser import text_string_to_metric_families
 
 from ess_common.kafka import ReadingProducer
 from ess_common.model import DeviceId
 from ess_common.settings import CommonSettings
 from ess_common.topics import telemetry_topic
+from ess_ctl.pushed import DLQ_JOB
 from ess_sink.service import SinkService
+from ess_stack.config import StackConfig
+from ess_stack.prometheus import Prometheus
 from helpers.common import DatabaseFactory, pipeline_topics, unique
 from helpers.sink import counter_total, run_sink_until, sink_settings
 from helpers.sinkdata import rack_payload, row_count
@@ -97,3 +107,46 @@ async def test_dead_letters_are_listed_shown_and_redriven_once_fixed(
         code, again = _essctl(args, topic_prefix, dsn)
         assert (code, again["inserted"], again["present"]) == (0, 0, 1)  # idempotent
         assert await row_count(dsn) == 11
+        await asyncio.to_thread(_redrives_are_counted_in_prometheus, settings, topic_prefix)
+
+
+def _redrives_are_counted_in_prometheus(settings: CommonSettings, prefix: str) -> None:
+    """Both real runs (not the dry run) added up in the Pushgateway; Prometheus scraped it."""
+    gateway = settings.pushgateway_url
+    assert gateway, "ESS_PUSHGATEWAY_URL is not set: run `make up`"
+    group = {"job": DLQ_JOB, "prefix": prefix, "cluster": "local"}
+    try:
+        with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        held = {
+            (s.name, s.labels["outcome"]): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if "outcome" in s.labels and all(s.labels.get(k) == v for k, v in group.items())
+        }
+        total, last = "ess_ctl_dlq_redriven_messages_total", "ess_ctl_dlq_redrive_last_run_messages"
+        assert held == {
+            (total, "inserted"): 1,
+            (total, "present"): 1,
+            (total, "still_failing"): 1,
+            (last, "inserted"): 0,
+            (last, "present"): 1,
+            (last, "still_failing"): 0,
+        }
+        prometheus = Prometheus(StackConfig()).url
+        expr = f'{total}{{prefix="{prefix}",cluster="local"}}'
+        query = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        want = {"inserted": 1.0, "present": 1.0, "still_failing": 1.0}
+        deadline = time.monotonic() + 40  # a scrape every 5 s; one may fall between the runs
+        while True:
+            with urllib.request.urlopen(query, timeout=5) as resp:
+                result = orjson.loads(resp.read())["data"]["result"]
+            seen = {r["metric"]["outcome"]: float(r["value"][1]) for r in result}
+            if seen == want or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert seen == want
+    finally:
+        delete_from_gateway(
+            gateway, job=DLQ_JOB, grouping_key={"prefix": prefix, "cluster": "local"}
+        )
