@@ -10,11 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from ess_common.clusters import Cluster
+from ess_common.runner import Service
 from ess_common.settings import CommonSettings
 from ess_sink.bootstrap import bootstrap
 from ess_sink.service import SinkService
@@ -42,7 +44,14 @@ async def run_sink_until(
     settings: SinkSettings, done: Callable[[SinkService], Awaitable[bool]], timeout_s: float = 60.0
 ) -> SinkService:
     """Run a sink until `done()` is true (checked every 0.2 s), then stop it cleanly."""
-    service = bootstrap(settings, CollectorRegistry())
+    return await run_until(bootstrap(settings, CollectorRegistry()), done, timeout_s)
+
+
+S = TypeVar("S", bound=Service)
+
+
+async def run_until(service: S, done: Callable[[S], Awaitable[bool]], timeout_s: float = 60.0) -> S:
+    """Run a service in-process until `done()` is true (checked every 0.2 s), then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     deadline = time.monotonic() + timeout_s
@@ -50,9 +59,9 @@ async def run_sink_until(
         while not await done(service):
             if task.done():
                 task.result()  # surface the sink's own error
-                raise AssertionError("sink stopped by itself")
+                raise AssertionError(f"{service.name} stopped by itself")
             if time.monotonic() > deadline:
-                raise AssertionError(f"sink did not finish within {timeout_s}s")
+                raise AssertionError(f"{service.name} did not finish within {timeout_s}s")
             await asyncio.sleep(0.2)
     finally:
         stop.set()
@@ -60,8 +69,8 @@ async def run_sink_until(
     return service
 
 
-def counter_total(service: SinkService, counter_name: str) -> float:
-    """Sum of one of the sink's counters over all its label sets."""
+def counter_total(service: Any, counter_name: str) -> float:
+    """Sum of one of a service's counters (`service.metrics.<name>`) over all its labels."""
     counter = getattr(service.metrics, counter_name)
     return sum(
         float(sample.value)
@@ -94,6 +103,8 @@ class SinkProcess:
 
     env: dict[str, str]
     log_file: Path
+    module: str = "ess_sink"  # any service: `python -m <module>`
+    name: str | None = None  # its `name` (default: sink-<ESS_SINK_CLUSTER>)
     proc: asyncio.subprocess.Process | None = None
     starts: int = 0
     _log_offset: int = 0
@@ -102,21 +113,22 @@ class SinkProcess:
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ess_sink", env=self.env, stdout=log, stderr=log
+                sys.executable, "-m", self.module, env=self.env, stdout=log, stderr=log
             )
         self.starts += 1
 
     async def wait_started(self, timeout_s: float = 60.0) -> None:
         """Until the latest start logged "<name> started" (its signal handlers are in place)."""
-        marker = f"sink-{self.env['ESS_SINK_CLUSTER']} started".encode()
+        name = self.name or f"sink-{self.env['ESS_SINK_CLUSTER']}"
+        marker = f"{name} started".encode()
         deadline = time.monotonic() + timeout_s
         while True:
             with self.log_file.open("rb") as log:
                 log.seek(self._log_offset)
                 if marker in log.read():
                     return
-            assert self.running, f"sink exited during start; see {self.log_file}"
-            assert time.monotonic() < deadline, f"sink not started in {timeout_s}s"
+            assert self.running, f"{name} exited during start; see {self.log_file}"
+            assert time.monotonic() < deadline, f"{name} not started in {timeout_s}s"
             await asyncio.sleep(0.1)
 
     @property

@@ -1,0 +1,1 @@
+"""The archive's object-store layout: what the archive writes and essctl/the gap detector read."""

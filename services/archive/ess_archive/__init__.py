@@ -1,0 +1,1 @@
+"""The archive service: every reading as Parquet in S3-compatible object storage."""

@@ -1,0 +1,73 @@
+"""Staging: readings held in memory per partition-day until the next flush makes them durable.
+
+Each partition-day has the set of slots already archived (`DayKeys`), loaded
+from the archive the first time the day is touched; a reading whose slot is
+in it is a duplicate (a replay, or the re-read after a crash of what was
+archived but not yet committed) and is dropped. So a reading is archived
+once, as the clusters keep it once (first write wins). No I/O here: the
+service loads the keys the stager asks for (`unknown_days`) before adding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from ess_archive_layout.keys import DayKeys
+from ess_archive_layout.layout import PartitionDay, partition_of
+from ess_common.model import TABLES, Table
+from ess_tables.rows import columns
+from ess_tables.wire_rows import Row
+
+DEVICE_AT, SITE_AT = 0, 1  # positions in every table's row (`ess_tables.rows.columns`)
+TS_INDEX = {table: columns(table).index("ts") for table in TABLES}
+
+
+class Stager:
+    def __init__(self) -> None:
+        self.keys: dict[PartitionDay, DayKeys] = {}
+        self.rows: dict[PartitionDay, list[Row]] = {}
+        self.count = 0
+
+    def unknown_days(self, table: Table, rows: Iterable[Row]) -> set[PartitionDay]:
+        """Partition-days of `rows` whose archived slots are not loaded yet."""
+        ts_at = TS_INDEX[table]
+        days = {partition_of(table, r[SITE_AT], r[ts_at]) for r in rows}
+        return {pd for pd in days if pd not in self.keys}
+
+    def load(self, pd: PartitionDay, keys: DayKeys) -> None:
+        self.keys[pd] = keys
+
+    def add(self, table: Table, rows: Sequence[Row]) -> tuple[int, int]:
+        """Stage the rows whose slot is new; returns (staged, duplicates)."""
+        ts_at = TS_INDEX[table]
+        staged = 0
+        for row in rows:
+            ts: datetime = row[ts_at]
+            pd = partition_of(table, row[SITE_AT], ts)
+            if self.keys[pd].add(row[DEVICE_AT], ts):
+                self.rows.setdefault(pd, []).append(row)
+                staged += 1
+        self.count += staged
+        return staged, len(rows) - staged
+
+    def pending(self) -> list[PartitionDay]:
+        return sorted(self.rows)
+
+    def done(self, pd: PartitionDay) -> None:
+        """`pd`'s staged rows are durable (listed in its manifest)."""
+        self.count -= len(self.rows.pop(pd, ()))
+
+    def forget(self) -> None:
+        """Drop everything (abandoned batch, lost partitions): the slots are loaded again
+        from the archive, so what was not made durable is archived when read again."""
+        self.keys.clear()
+        self.rows.clear()
+        self.count = 0
+
+    def forget_idle_days(self, keep: int) -> None:
+        """Bound memory: drop the loaded slots of days with nothing staged, oldest first,
+        beyond the `keep` most recent (a dropped day is loaded again when touched)."""
+        idle = sorted((pd for pd in self.keys if pd not in self.rows), key=lambda p: p.day)
+        for pd in idle[: max(0, len(self.keys) - keep)]:
+            del self.keys[pd]
