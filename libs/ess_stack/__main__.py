@@ -17,7 +17,7 @@ from ess_stack.components import Kafka, Postgres, Redis, Status
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
 from ess_stack.kafka_tools import TOOLS, run_tool
-from ess_stack.prometheus import Prometheus
+from ess_stack.prometheus import Prometheus, Pushgateway
 from ess_stack.provision import ensure_postgres
 from ess_stack.run import run_pipeline
 from ess_stack.setup import create_topics, prepare_database
@@ -33,15 +33,24 @@ class Stack:
         self.db_local = Postgres(cfg, "local", cfg.db_local_port)
         self.db_cloud = Postgres(cfg, "cloud", cfg.db_cloud_port)
         self.prometheus = Prometheus(cfg)
+        self.pushgateway = Pushgateway(cfg)
 
     @property
-    def components(self) -> list[Redis | Kafka | Postgres | Prometheus]:
-        return [self.redis, self.kafka, self.db_local, self.db_cloud, self.prometheus]
+    def components(self) -> list[Redis | Kafka | Postgres | Prometheus | Pushgateway]:
+        return [
+            self.redis,
+            self.kafka,
+            self.db_local,
+            self.db_cloud,
+            self.prometheus,
+            self.pushgateway,
+        ]
 
     def provision(self) -> None:
         started = time.monotonic()
         self.redis.provision()  # apt first: dpkg takes one install at a time
         self.prometheus.provision()
+        self.pushgateway.provision()
         with ThreadPoolExecutor(max_workers=2) as pool:
             kafka = pool.submit(self.kafka.provision)
             pg = pool.submit(ensure_postgres, self.cfg)
