@@ -8,9 +8,10 @@ operator sees, e.g., `Index Scan` replace `Seq Scan` or a scan of the site index
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,18 @@ def _index_names(plan: dict[str, Any]) -> list[str]:
 
     walk(plan)
     return sorted(names)
+
+
+@contextlib.asynccontextmanager
+async def hidden(conn: asyncpg.Connection, relations: Sequence[int]) -> AsyncIterator[None]:
+    """The planner of this session does not see `relations` (HypoPG's hypopg_hide_index):
+    an existing index is timed "without" with no DDL and no lock, for nobody else."""
+    try:
+        for oid in relations:
+            await conn.fetchval("SELECT hypopg_hide_index($1)", oid)
+        yield
+    finally:
+        await conn.fetchval("SELECT hypopg_unhide_all_indexes()")
 
 
 def speedup(without: Timing, with_: Timing) -> float:

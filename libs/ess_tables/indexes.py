@@ -27,6 +27,7 @@ import asyncpg
 
 from ess_common.db import quote_ident
 from ess_common.model import TABLES
+from ess_tables.schema import schema_indexes
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class IndexInfo:
     definition: str
     unique: bool
     constraint: str | None  # the constraint it backs (the natural key), if any
+    schema_owned: bool  # made by the migrations (or TimescaleDB), not by an operator
     valid: bool
     chunks: int  # chunk indexes summed into the figures (0 on a plain table)
     size_bytes: int
@@ -77,7 +79,12 @@ class IndexInfo:
 
     @property
     def unused(self) -> bool:
-        return self.scans == 0 and not self.unique and self.constraint is None
+        return (
+            self.scans == 0
+            and not self.unique
+            and self.constraint is None
+            and not self.schema_owned
+        )
 
 
 async def table_info(conn: asyncpg.Connection, table: str) -> TableInfo:
@@ -160,7 +167,7 @@ async def list_indexes(conn: asyncpg.Connection, table: TableInfo) -> list[Index
         per_chunk = {
             r["name"]: r for r in await conn.fetch(_CHUNK_INDEXES, table.schema, table.name)
         }
-    found = []
+    found, owned = [], schema_indexes()
     for r in await conn.fetch(_INDEXES, table.oid):
         chunk = per_chunk.get(r["name"])
         found.append(
@@ -172,6 +179,7 @@ async def list_indexes(conn: asyncpg.Connection, table: TableInfo) -> list[Index
                 definition=r["definition"],
                 unique=r["is_unique"],
                 constraint=r["constraint_name"],
+                schema_owned=r["name"] in owned or r["constraint_name"] is not None,
                 valid=r["valid"] and (chunk is None or bool(chunk["valid"])),
                 chunks=int(chunk["chunks"]) if chunk else 0,
                 size_bytes=int(r["size"]) + (int(chunk["size"]) if chunk else 0),
@@ -368,7 +376,44 @@ async def plan_drop(conn: asyncpg.Connection, name: str) -> DropPlan:
             f"{name} backs the constraint {index.constraint} (the natural key the sinks'"
             " idempotent writes rely on): refused, nothing was run"
         )
+    if index.schema_owned:
+        raise IndexRefusedError(
+            f"{name} is part of the schema (its migrations or TimescaleDB made it; the project's"
+            " own readers use it and `essctl db migrate` would build it again):"
+            " refused, nothing was run"
+        )
     return DropPlan(info, index)
+
+
+async def index_relations(conn: asyncpg.Connection, table: TableInfo, name: str) -> list[int]:
+    """The oids of index `name` of `table` and, on a hypertable, of its chunks' copies."""
+    plain_identifier("index", name)
+    if name not in {i.name for i in await list_indexes(conn, table)}:
+        raise IndexRefusedError(
+            f"{name!r} is not an index of {table.name}: refused, nothing was run"
+        )
+    oids = [
+        await conn.fetchval(
+            "SELECT c.oid FROM pg_class c WHERE c.relname = $1"
+            " AND c.relnamespace = $2::regnamespace",
+            name,
+            table.schema,
+        )
+    ]
+    if table.hypertable:
+        rows = await conn.fetch(
+            "SELECT x.oid FROM _timescaledb_catalog.chunk_index ci"
+            " JOIN _timescaledb_catalog.chunk c ON c.id = ci.chunk_id AND NOT c.dropped"
+            " JOIN _timescaledb_catalog.hypertable h ON h.id = ci.hypertable_id"
+            " JOIN pg_namespace n ON n.nspname = c.schema_name"
+            " JOIN pg_class x ON x.relname = ci.index_name AND x.relnamespace = n.oid"
+            " WHERE h.schema_name = $1 AND h.table_name = $2 AND ci.hypertable_index_name = $3",
+            table.schema,
+            table.name,
+            name,
+        )
+        oids += [r["oid"] for r in rows]
+    return [int(o) for o in oids]
 
 
 async def drop_index(conn: asyncpg.Connection, plan: DropPlan) -> None:

@@ -9,6 +9,7 @@ applied only where the server reports that license.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -53,6 +54,16 @@ def _migrations() -> list[tuple[int, str, str]]:
         key=lambda f: f.name,
     )
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
+
+
+_CREATES_INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON", re.IGNORECASE)
+
+
+def schema_indexes() -> frozenset[str]:
+    """Indexes the schema owns: those its migrations create (`migrate` builds them again)
+    and TimescaleDB's default time index of each hypertable."""
+    created = {m.group(1) for _, _, sql in _migrations() for m in _CREATES_INDEX.finditer(sql)}
+    return frozenset(created | {f"{t}_ts_idx" for t in TABLES})
 
 
 async def migrate(conn: asyncpg.Connection, policies: SchemaPolicies | None = None) -> SchemaReport:

@@ -4,7 +4,7 @@
     essctl index suggest [--cluster C] [--from-log FILE] [--json]
     essctl index create  --table T --columns a,b[,ts] [--cluster C|all] [--dry-run]
     essctl index drop    NAME [--cluster C|all] [--dry-run]
-    essctl index bench   --table T [--columns a,b,ts] [--cluster C] [--runs N] [--keep]
+    essctl index bench   --table T [--columns a,b,ts | --index NAME] [--cluster C] [--runs N]
 
 Names are checked against each cluster's catalog before anything runs; a
 refusal (exit 2) has run nothing but those catalog reads.
@@ -38,13 +38,15 @@ from ess_tables.advisor import (
     recorded_queries,
     sample_values,
 )
-from ess_tables.index_bench import arguments, speedup, time_query
+from ess_tables.index_bench import Timing, arguments, hidden, speedup, time_query
 from ess_tables.indexes import (
     BuildProgress,
+    CreatePlan,
     IndexRefusedError,
     TableInfo,
     create_index,
     drop_index,
+    index_relations,
     list_indexes,
     our_tables,
     plan_create,
@@ -84,7 +86,11 @@ def register(groups: argparse._SubParsersAction[Parser]) -> None:
     c.set_defaults(handler=lambda a: _run(a, _drop))
     c = cmds.add_parser("bench", help="time the query shapes without and with an index")
     c.add_argument("--table", required=True)
-    c.add_argument("--columns", type=_names, help="default: the top suggestion")
+    which = c.add_mutually_exclusive_group()
+    which.add_argument("--columns", type=_names, help="default: the top suggestion")
+    which.add_argument(
+        "--index", help="an existing index: hidden from the planner for the runs without it"
+    )
     c.add_argument("--include", type=_names, default=[], help="covered (non-key) columns")
     c.add_argument("--cluster", type=one_cluster, default="local")
     c.add_argument("--runs", type=int, default=5)
@@ -156,6 +162,7 @@ async def _list(args: argparse.Namespace, settings: CommonSettings) -> int:
         for r in rows:
             flags = [f for f, on in (("INVALID", not r["valid"]), ("unused", r["unused"])) if on]
             flags += [f"constraint {r['constraint']}"] if r["constraint"] else []
+            flags += ["schema"] if r["schema_owned"] else []
             print(
                 f"{r['table']:<6} {r['name']:<34} {_cols(r):<28}"
                 f" {_mb(r['size_bytes']):>10} {r['scans']:>8,} {r['tuples_read']:>12,}"
@@ -289,30 +296,48 @@ async def _bench(args: argparse.Namespace, settings: CommonSettings) -> int:
     conn = await _connect(settings, cluster)
     try:
         table = await table_info(conn, args.table)
-        columns, include = (args.columns, args.include)
-        if not columns:
-            columns, include = await _top_suggestion(conn, table)
-        if not columns:
-            print(f"{cluster}: no index to bench: nothing is proposed for {table.name}")
-            return Exit.OK
-        plan = await plan_create(conn, table.name, columns, include)
         values = await sample_values(conn, table, timedelta(minutes=args.window_min))
         if values is None:
             print(f"{cluster}: {table.name} has no rows to bench on")
             return Exit.FAILED
-        runs = shapes_of(table.name)
-        without = [await time_query(conn, s.sql, arguments(s, values), args.runs) for s in runs]
-        watch = await _connect(settings, cluster)
-        try:
-            info = await create_index(conn, watch, plan, _progress_printer(cluster))
-        finally:
-            await watch.close()
-        with_ = [await time_query(conn, s.sql, arguments(s, values), args.runs) for s in runs]
-        if not args.keep:
-            await drop_index(conn, await plan_drop(conn, info.name))
+        if args.index:
+            result = await _bench_existing(conn, table, args.index, values, args.runs)
+        else:
+            columns, include = (args.columns, args.include)
+            if not columns:
+                columns, include = await _top_suggestion(conn, table)
+            if not columns:
+                print(f"{cluster}: no index to bench: nothing is proposed for {table.name}")
+                return Exit.OK
+            plan = await plan_create(conn, table.name, columns, include)
+            result = await _bench_new(conn, settings, plan, values, args)
     finally:
         await conn.close()
-    rows: list[dict[str, Any]] = [
+    result["cluster"] = cluster
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        return Exit.OK
+    print(
+        f"{cluster}: {result['index']} ({','.join(result['columns'])}),"
+        f" {_mb(result['size_bytes'])}, {result['how']}; median of {args.runs} runs"
+    )
+    for r in result["queries"]:
+        print(
+            f"  {r['without_ms']:>9.2f} ms -> {r['with_ms']:>9.2f} ms  x{r['speedup']:<6}"
+            f" [{', '.join(r['nodes_without'])} -> {', '.join(r['nodes_with'])}] {r['query']}"
+        )
+    return Exit.OK
+
+
+Timings = list[Timing]
+
+
+async def _time_shapes(conn: asyncpg.Connection, table: str, values: Any, runs: int) -> Timings:
+    return [await time_query(conn, s.sql, arguments(s, values), runs) for s in shapes_of(table)]
+
+
+def _rows(table: str, without: Timings, with_: Timings) -> list[dict[str, Any]]:
+    return [
         {
             "query": s.name,
             "without_ms": a.median_ms,
@@ -323,30 +348,62 @@ async def _bench(args: argparse.Namespace, settings: CommonSettings) -> int:
             "nodes_with": b.nodes,
             "indexes_with": b.index_names,
         }
-        for s, a, b in zip(runs, without, with_, strict=True)
+        for s, a, b in zip(shapes_of(table), without, with_, strict=True)
     ]
-    result = {
-        "cluster": cluster,
+
+
+async def _bench_new(
+    conn: asyncpg.Connection,
+    settings: CommonSettings,
+    plan: CreatePlan,
+    values: Any,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Build the planned index (dropped again unless --keep) between the two series."""
+    table = plan.table.name
+    without = await _time_shapes(conn, table, values, args.runs)
+    watch = await _connect(settings, args.cluster)
+    try:
+        info = await create_index(conn, watch, plan, _progress_printer(args.cluster))
+    finally:
+        await watch.close()
+    with_ = await _time_shapes(conn, table, values, args.runs)
+    if not args.keep:
+        await drop_index(conn, await plan_drop(conn, info.name))
+    return {
         "index": info.name,
         "columns": list(plan.columns),
         "include": list(plan.include),
+        "how": "kept" if args.keep else "built for the bench and dropped again",
         "kept": args.keep,
         "size_bytes": info.size_bytes,
-        "queries": rows,
+        "queries": _rows(table, without, with_),
     }
-    if args.json:
-        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-        return Exit.OK
-    print(
-        f"{cluster}: {info.name} ({','.join(plan.columns)}), {_mb(info.size_bytes)},"
-        f" {'kept' if args.keep else 'dropped again'}; median of {args.runs} runs"
-    )
-    for r in rows:
-        print(
-            f"  {r['without_ms']:>9.2f} ms -> {r['with_ms']:>9.2f} ms  x{r['speedup']:<6}"
-            f" [{', '.join(r['nodes_without'])} -> {', '.join(r['nodes_with'])}] {r['query']}"
+
+
+async def _bench_existing(
+    conn: asyncpg.Connection, table: TableInfo, name: str, values: Any, runs: int
+) -> dict[str, Any]:
+    """Time the shapes with the index hidden from this session's planner, then visible."""
+    relations = await index_relations(conn, table, name)  # the name is checked first
+    if not (await extensions(conn)).has("hypopg"):
+        raise IndexRefusedError(
+            "benching an existing index hides it with HypoPG (hypopg_hide_index), which this"
+            " database lacks (CREATE EXTENSION hypopg; docs/indexes.md): refused, nothing was run"
         )
-    return Exit.OK
+    info = next(i for i in await list_indexes(conn, table) if i.name == name)
+    async with hidden(conn, relations):
+        without = await _time_shapes(conn, table.name, values, runs)
+    with_ = await _time_shapes(conn, table.name, values, runs)
+    return {
+        "index": name,
+        "columns": list(info.columns),
+        "include": list(info.include),
+        "how": f"existing, hidden on {len(relations)} relations for the runs without it",
+        "kept": True,
+        "size_bytes": info.size_bytes,
+        "queries": _rows(table.name, without, with_),
+    }
 
 
 async def _top_suggestion(

@@ -101,11 +101,15 @@ HOSTILE = [
     ("create", "--table", "pg_class", "--columns", "relname"),
     ("create", "--table", "rack", "--columns", "site,ts", "--include", "x'y"),
     ("drop", "rack_natural_key"),
+    ("drop", "rack_site_ts"),  # the schema's own: `essctl db migrate` would build it again
+    ("drop", "rack_ts_idx"),  # TimescaleDB's time index
     ("drop", 'rack_site_ts"; DROP TABLE rack; --'),
     ("drop", "pg_class_oid_index"),
     ("drop", "no_such_index"),
     ("list", "--table", "rack;"),
     ("bench", "--table", "rack' OR '1'='1"),
+    ("bench", "--table", "rack", "--index", "rack_site_ts; DROP TABLE rack"),
+    ("bench", "--table", "rack", "--index", "pcs_site_ts"),  # not an index of rack
 ]
 
 
@@ -175,6 +179,17 @@ async def test_suggest_from_the_recorded_workload(
     assert "Index Only Scan" in m["nodes_after"]
     assert by_cols[("device_id", "ts")]["covered_by"] == "rack_natural_key"
     assert "rack_quality_idx" in rack["drop"]
+    # the schema's own indexes are never proposed for dropping, even when never scanned:
+    # nothing reads the (empty) bank table here
+    (bank,) = [t for t in orjson.loads(out)["clusters"]["local"]["tables"] if t["table"] == "bank"]
+    code, out, _ = await essctl(capsys, "list", "--cluster", "local", "--table", "bank", "--json")
+    listed = {i["name"]: i for i in orjson.loads(out)["clusters"]["local"]}
+    assert {n for n, i in listed.items() if i["scans"] == 0 and not i["unique"]} == {
+        "bank_site_ts",
+        "bank_ts_idx",
+    }
+    assert all(i["schema_owned"] for i in listed.values())
+    assert bank["drop"] == []
 
 
 async def test_bench_shows_the_index_replacing_the_scan(
@@ -192,6 +207,29 @@ async def test_bench_shows_the_index_replacing_the_scan(
     assert "Index Only Scan" not in per_device["nodes_without"]
     assert any(result["index"] in name for name in per_device["indexes_with"])
     assert result["index"] not in await _index_names(clusters["local"])  # not --keep
+
+
+async def test_bench_of_an_existing_index_hides_it_for_the_runs_without(
+    clusters: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = await essctl(
+        capsys, "create", "--table", "rack", "--columns", "site,bank_id,rack_id,ts",
+        "--include", COVER,
+    )  # fmt: skip
+    assert code == 0, err
+    name = next(n for n in await _index_names(clusters["local"]) if n.endswith("_cov_idx"))
+    code, out, err = await essctl(
+        capsys, "bench", "--table", "rack", "--index", name, "--runs", "3", "--json"
+    )
+    assert code == 0, err
+    result = orjson.loads(out)
+    assert result["how"].startswith("existing, hidden on ")
+    per_device = result["queries"][0]
+    assert "Index Only Scan" in per_device["nodes_with"]
+    assert "Index Only Scan" not in per_device["nodes_without"]
+    assert name in per_device["indexes_with"] or any(name in n for n in per_device["indexes_with"])
+    assert await _index_names(clusters["local"]) == await _index_names(clusters["local"])
+    assert name in await _index_names(clusters["local"])  # hidden, never dropped
 
 
 async def _ingest(dsn: str, stop: asyncio.Event, stamps: list[float]) -> None:
