@@ -20,6 +20,12 @@ from ess_archive_layout.schema import arrow_schema, decode_parquet, folded_segme
 from ess_archive_layout.store import ArchiveStore, ArchiveUnavailable
 from ess_common.model import TABLES, Table
 
+MAX_READ_ATTEMPTS = 10
+
+
+class _ListedFileMissingError(Exception):
+    """A file the manifest lists is gone: a roll-up replaced it since."""
+
 
 @dataclass(frozen=True)
 class ManifestVersion:
@@ -52,24 +58,34 @@ class ArchiveReader:
         return None if found is None else decode_parquet(found.data, columns)
 
     async def read_day(self, pd: PartitionDay, columns: Sequence[str] | None = None) -> DayContents:
-        """The live readings of `pd` (`columns`: a subset, e.g. the key columns)."""
-        version = await self.manifest(pd)
-        m = version.manifest
+        """The live readings of `pd` (`columns`: a subset, e.g. the key columns).
+
+        A roll-up may delete segments between our reading the manifest and the files:
+        then the manifest has changed, and the read starts again from the new one."""
+        previous: str | None = None
+        for _ in range(MAX_READ_ATTEMPTS):
+            version = await self.manifest(pd)
+            try:
+                return await self._read(pd, version.manifest, columns)
+            except _ListedFileMissingError as exc:
+                if version.e_tag == previous:
+                    raise ArchiveUnavailable(str(exc)) from None
+                previous = version.e_tag
+        raise ArchiveUnavailable(f"{pd.manifest_path}: changing faster than it can be read")
+
+    async def _read(
+        self, pd: PartitionDay, m: Manifest, columns: Sequence[str] | None
+    ) -> DayContents:
         tables: list[pa.Table] = []
         folded: set[str] = set()
         files: list[str] = []
         for part in m.parts:
-            data = await self.read_file(part.path, columns)
-            if data is None:
-                raise ArchiveUnavailable(f"{part.path} is listed but missing")
+            data = await self._listed(part.path, columns)
             folded.update(folded_segments(data))
             tables.append(data)
             files.append(part.path)
         for seg in live_segments(m, folded):
-            data = await self.read_file(seg.path, columns)
-            if data is None:
-                raise ArchiveUnavailable(f"{seg.path} is listed but missing")
-            tables.append(data)
+            tables.append(await self._listed(seg.path, columns))
             files.append(seg.path)
         schema = arrow_schema(pd.table)
         if columns:
@@ -80,6 +96,12 @@ class ArchiveReader:
             else schema.empty_table()
         )
         return DayContents(m, merged, tuple(files))
+
+    async def _listed(self, path: str, columns: Sequence[str] | None) -> pa.Table:
+        data = await self.read_file(path, columns)
+        if data is None:
+            raise _ListedFileMissingError(f"{path} is listed but missing")
+        return data
 
     async def partition_days(
         self,

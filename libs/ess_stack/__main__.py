@@ -1,4 +1,4 @@
-"""`python -m ess_stack up|down|status|env|reset|kafka`: the local stack, no Docker needed."""
+"""`python -m ess_stack up|down|status|env|reset|kafka|bucket`: the local stack, no Docker."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
+from pydantic import SecretStr
 
+from ess_archive_layout.bucket import BucketError, ensure_bucket
+from ess_archive_layout.settings import ArchiveStoreSettings
 from ess_common.settings import CommonSettings, ConfigError, load_settings
 from ess_stack.components import Kafka, Postgres, Redis, Status
 from ess_stack.config import StackConfig
 from ess_stack.errors import StackError
 from ess_stack.kafka_tools import TOOLS, run_tool
+from ess_stack.minio import Minio, MinioConfig
 from ess_stack.prometheus import Prometheus, Pushgateway
 from ess_stack.provision import ensure_postgres
 from ess_stack.run import run_pipeline
@@ -34,9 +38,10 @@ class Stack:
         self.db_cloud = Postgres(cfg, "cloud", cfg.db_cloud_port)
         self.prometheus = Prometheus(cfg)
         self.pushgateway = Pushgateway(cfg)
+        self.minio = Minio(cfg, MinioConfig())
 
     @property
-    def components(self) -> list[Redis | Kafka | Postgres | Prometheus | Pushgateway]:
+    def components(self) -> list[Redis | Kafka | Postgres | Prometheus | Pushgateway | Minio]:
         return [
             self.redis,
             self.kafka,
@@ -44,6 +49,7 @@ class Stack:
             self.db_cloud,
             self.prometheus,
             self.pushgateway,
+            self.minio,
         ]
 
     def provision(self) -> None:
@@ -56,6 +62,7 @@ class Stack:
             pg = pool.submit(ensure_postgres, self.cfg)
             kafka.result()
             runtime = pg.result()
+        self.minio.provision()  # a Go build the first time (minutes), cached after
         self.db_local.runtime = self.db_cloud.runtime = runtime
         where = f"chroot {runtime.root}" if runtime.chrooted else "native"
         log.info("provisioned in %.1fs (postgres: %s)", time.monotonic() - started, where)
@@ -66,8 +73,11 @@ class Stack:
         for comp in self.components:
             comp.start()
         versions = asyncio.run(self._prepare())
-        self.cfg.env_file.write_text("\n".join(self.cfg.env_lines()) + "\n")
+        self.cfg.env_file.write_text("\n".join(self.env_lines()) + "\n")
         log.info("timescaledb %s on both clusters; settings in %s", versions, self.cfg.env_file)
+
+    def env_lines(self) -> list[str]:
+        return [*self.cfg.env_lines(), *self.minio.env_lines()]
 
     async def _prepare(self) -> str:
         local, cloud, created = await asyncio.gather(
@@ -101,6 +111,7 @@ class Stack:
         shutil.rmtree(self.cfg.state / "kafka", ignore_errors=True)
         for db in (self.db_local, self.db_cloud):
             db.remove_data()
+        self.minio.remove_data()
         self.cfg.env_file.unlink(missing_ok=True)
 
 
@@ -122,7 +133,7 @@ def _print_status(statuses: list[Status], as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ess-stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="provision (cached) and start Kafka, both TimescaleDBs and Redis")
+    sub.add_parser("up", help="provision (cached) and start every server of the stack")
     sub.add_parser("down", help="stop the processes the stack started (by PID)")
     status = sub.add_parser("status", help="show what is running")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -137,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "topics", help="create the pipeline's topics on ESS_KAFKA_BOOTSTRAP (compose, k8s)"
     )
     topics.add_argument("--bootstrap", help="default: ESS_KAFKA_BOOTSTRAP")
+    sub.add_parser(
+        "bucket", help="create the archive's bucket at ESS_ARCHIVE_S3_ENDPOINT (compose, k8s)"
+    )
     kafka = sub.add_parser("kafka", help="one of Kafka's own tools on the local broker")
     kafka.add_argument("tool", nargs=argparse.REMAINDER, help=", ".join(sorted(TOOLS)))
     args = parser.parse_args(argv)
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_status(statuses, args.json)
             return 0 if all(s.running for s in statuses) else 3
         elif args.command == "env":
-            print("\n".join(stack.cfg.env_lines()))
+            print("\n".join(stack.env_lines()))
         elif args.command == "run":
             stack.up()
             return run_pipeline(stack.cfg)
@@ -170,15 +184,32 @@ def main(argv: list[str] | None = None) -> int:
             print("created: " + (", ".join(created) if created else "all topics already existed"))
         elif args.command == "kafka":
             return run_tool(stack.cfg, args.tool)
+        elif args.command == "bucket":
+            return _create_bucket()
         elif args.command == "restart-postgres":
             stack.restart_postgres()
             _print_status([db.status() for db in (stack.db_local, stack.db_cloud)], as_json=False)
         elif args.command == "reset":
             stack.reset()
             print("stack stopped and its data removed")
-    except (StackError, ConfigError) as exc:
+    except (StackError, ConfigError, BucketError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _create_bucket() -> int:
+    s = load_settings(ArchiveStoreSettings)
+    if not (s.archive_s3_bucket and s.archive_s3_endpoint and s.archive_s3_access_key_id):
+        raise ConfigError("ESS_ARCHIVE_S3_BUCKET, _ENDPOINT and _ACCESS_KEY_ID must be set")
+    created = ensure_bucket(
+        s.archive_s3_endpoint,
+        s.archive_s3_bucket,
+        region=s.archive_s3_region,
+        access_key=s.archive_s3_access_key_id.get_secret_value(),
+        secret_key=s.archive_s3_secret_access_key or SecretStr(""),
+    )
+    print(f"bucket {s.archive_s3_bucket}: {'created' if created else 'already existed'}")
     return 0
 
 

@@ -156,3 +156,11 @@ async def latest_rows(conn: asyncpg.Connection, table: Table, since: datetime) -
         " WHERE ts >= $1 ORDER BY device_id, ts DESC"
     )
     return [from_row(table, record) for record in await conn.fetch(sql, since)]
+
+
+async def sites_in_range(
+    conn: asyncpg.Connection, table: Table, start: datetime, end: datetime
+) -> list[str]:
+    """Sites with a row in `table` in `[start, end)`."""
+    sql = f"SELECT DISTINCT site FROM {_checked(table)} WHERE ts >= $1 AND ts < $2"  # noqa: S608
+    return sorted(r["site"] for r in await conn.fetch(sql, start, end))

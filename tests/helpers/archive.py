@@ -11,9 +11,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from ess_archive.metrics import ArchiveMetrics
 from ess_archive.settings import ArchiveSettings
+from ess_archive.writer import ArchiveWriter, RollupPolicy
+from ess_archive_layout.reader import ArchiveReader
+from ess_archive_layout.schema import KEY_COLUMNS
 from ess_archive_layout.settings import ArchiveStoreSettings
 from ess_archive_layout.store import ArchiveStore
 from ess_common.settings import CommonSettings, load_settings
@@ -70,6 +75,39 @@ def archive_env(settings: ArchiveSettings, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+async def archived_keys(store: ArchiveStoreSettings) -> tuple[int, int]:
+    """(readings, distinct (device, slot)) a reader of the manifests gets, all days."""
+    reader = ArchiveReader(ArchiveStore(store))
+    rows = distinct = 0
+    for pd in await reader.partition_days():
+        data = (await reader.read_day(pd, KEY_COLUMNS)).data
+        rows += data.num_rows
+        keys = zip(data["device_id"].to_pylist(), data["ts"].to_pylist(), strict=True)
+        distinct += len(set(keys))
+    return rows, distinct
+
+
+async def manifest_rows(store: ArchiveStoreSettings) -> int:
+    """Readings the manifests list (cheap: no Parquet read)."""
+    reader = ArchiveReader(ArchiveStore(store))
+    days = await reader.partition_days()
+    return sum([(await reader.manifest(pd)).manifest.rows for pd in days])
+
+
+async def roll_up_everything(settings: ArchiveSettings) -> int:
+    """Roll up every day's segments now (as the service does once they are due)."""
+    store = ArchiveStore(settings)
+    reader = ArchiveReader(store)
+    policy = RollupPolicy(
+        settings.archive_part_rows,
+        0.0,
+        settings.archive_row_group_rows,
+        settings.archive_orphan_age_s,
+    )
+    writer = ArchiveWriter(store, reader, ArchiveMetrics(CollectorRegistry()), policy)
+    return sum([await writer.rollup(pd, force=True) for pd in await reader.partition_days()])
+
+
 def filesystem(store: ArchiveStoreSettings) -> tuple[pafs.S3FileSystem, str]:
     """pyarrow's own S3 client on the bucket, as an analyst would use it, and the root path."""
     assert store.archive_s3_endpoint
@@ -94,3 +132,12 @@ def read_table_as_analyst(store: ArchiveStoreSettings, table: str) -> pa.Table:
         f"{root}/table={table}", filesystem=fs, format="parquet", partitioning="hive"
     )
     return dataset.to_table()
+
+
+def store_of(env_lines: list[str]) -> ArchiveStoreSettings:
+    """Archive store settings from `ESS_ARCHIVE_S3_*=...` lines (a disposable server's)."""
+    values = dict(line.split("=", 1) for line in env_lines)
+    prefix = "ESS_"
+    return ArchiveStoreSettings.model_validate(
+        {k[len(prefix) :].lower(): v for k, v in values.items()}
+    )

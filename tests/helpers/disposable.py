@@ -18,6 +18,7 @@ import asyncpg
 
 from ess_stack.components import Kafka, Postgres, Redis
 from ess_stack.config import StackConfig
+from ess_stack.minio import Minio, MinioConfig
 from ess_stack.setup import create_topics, prepare_database
 
 
@@ -119,6 +120,34 @@ def disposable_kafka(state_dir: Path, prefix: str = "ess") -> Iterator[Disposabl
         yield DisposableKafka(server, f"{cfg.host}:{cfg.kafka_port}")
     finally:
         server.stop()
+
+
+@dataclass
+class DisposableMinio:
+    server: Minio
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+    def env_lines(self) -> list[str]:
+        return self.server.env_lines()
+
+
+@contextmanager
+def disposable_minio(state_dir: Path) -> Iterator[DisposableMinio]:
+    """A MinIO server of its own (the stack's cached binary) with the archive's bucket."""
+    cfg = StackConfig(state_dir=state_dir)
+    server = Minio(cfg, MinioConfig(port=free_port(), console_port=free_port()))
+    server.provision()
+    server.start()
+    try:
+        yield DisposableMinio(server)
+    finally:
+        server.stop()
+        server.remove_data()
 
 
 @contextmanager

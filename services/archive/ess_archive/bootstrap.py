@@ -27,6 +27,7 @@ def bootstrap(settings: ArchiveSettings, registry: CollectorRegistry) -> Archive
         s.archive_group_id,
         [telemetry_topic(t, s.topic_prefix) for t in s.archive_tables],
         client_id="archive",
+        group_instance_id=s.archive_group_instance_id,
         session_timeout_ms=int(s.archive_session_timeout_s * 1000),
         heartbeat_interval_ms=int(s.archive_session_timeout_s * 1000 / 3),
         max_poll_interval_ms=_MAX_POLL_INTERVAL_MS,

@@ -15,6 +15,9 @@ class ArchiveSettings(ArchiveStoreSettings, SlotBoundsSettings):
 
     archive_group_id: str = Field(default="ess-archive", min_length=1, max_length=200)
     archive_tables: tuple[Table, ...] = Field(default=TABLES, min_length=1)
+    archive_group_instance_id: str | None = Field(
+        default=None, description="static membership (e.g. the pod name), as for the sinks"
+    )
     archive_session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     archive_flush_rows: int = Field(
         default=200_000, ge=1, le=5_000_000, description="staged readings that force a flush"

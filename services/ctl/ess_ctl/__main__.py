@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ess_common.logs import configure_logging
-from ess_ctl import cache, db, dlq, fleet, index, loss, offsets, replay, status, sync
+from ess_ctl import archive, cache, db, dlq, fleet, index, loss, offsets, replay, status, sync
 from ess_ctl.cli import Parser
 
 # each module has `register(subparsers)`; its commands set `handler`
-GROUPS = (db, loss, replay, sync, offsets, cache, index, fleet, status, dlq)
+GROUPS = (db, loss, replay, sync, offsets, cache, index, fleet, status, dlq, archive)
 
 
 def build_parser() -> Parser:
