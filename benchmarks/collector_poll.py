@@ -43,10 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -134,8 +134,11 @@ class Simulators:
                 process.kill()
 
 
-def start_simulators(scale: int, count: int, workdir: Path) -> Simulators:
-    """`count` processes, each serving its share of `scale` copies of the seed fleet."""
+def start_simulators(
+    scale: int, count: int, workdir: Path, *, serving: str = "pymodbus", cpus: str | None = None
+) -> Simulators:
+    """`count` processes, each serving its share of `scale` copies of the seed fleet
+    (`serving` mode; pinned to `cpus` with taskset when given)."""
     sims = Simulators()
     shares = [scale // count + (1 if i < scale % count else 0) for i in range(count)]
     for index, share in enumerate(s for s in shares if s):
@@ -155,6 +158,7 @@ def start_simulators(scale: int, count: int, workdir: Path) -> Simulators:
                     "scale": share,
                     "base_port": base_port,
                     "control_port": None,
+                    "serving": serving,
                     # Fewer modules per rack make the simulator cheaper (its per-second
                     # images carry every module); the reads polled are the same.
                     "battery": {"modules_per_rack": MODULES_PER_RACK},
@@ -168,9 +172,10 @@ def start_simulators(scale: int, count: int, workdir: Path) -> Simulators:
         )
         sims.inventories.append(yaml.safe_load(listing.stdout))
         log = (workdir / f"simulator-{index}.log").open("wb")
+        pin = ["taskset", "-c", cpus] if cpus else []
         sims.processes.append(
             subprocess.Popen(
-                [*argv, "run", "--config", str(fleet), "--log-level", "WARNING"],
+                [*pin, *argv, "run", "--config", str(fleet), "--log-level", "WARNING"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -228,8 +233,10 @@ async def run_collector(
     prefix: str,
     spool: Path,
     drain_s: float = 40,
+    devices_out: list[Any] | None = None,
 ) -> tuple[Phase, dict[str, list[ReadRequest]], dict[str, Any]]:
-    """The whole service; `kafka` may be an address nobody listens on (spool only)."""
+    """The whole service; `kafka` may be an address nobody listens on (spool only);
+    `devices_out` receives the service's devices (their layouts, after discovery)."""
     settings = CollectorSettings.model_validate(
         {
             "kafka_bootstrap": kafka,
@@ -264,6 +271,8 @@ async def run_collector(
             phase.polls += 1
             phase.lateness_s.append(reading.read_at.timestamp() - slot)
     plans = {d.key: list(d.requests) for d in service.devices()}
+    if devices_out is not None:
+        devices_out.extend(service.devices())
     failures = {
         s.labels["reason"]: s.value
         for metric in service.registry.collect()
@@ -285,39 +294,73 @@ async def run_collector(
 # -- phase 2: the baseline -----------------------------------------------------------
 
 
+class BareReader(Protocol):
+    """One endpoint's connection for bare reads: True if every read of a device answered."""
+
+    async def poll(self, unit: int, requests: list[ReadRequest]) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+BareConnect = Callable[[str, int], Awaitable[BareReader]]
+
+
+class PymodbusReader:
+    """pymodbus's client: no retries, the collector's timeout, reconnect off."""
+
+    def __init__(self, client: AsyncModbusTcpClient) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> PymodbusReader:
+        client = AsyncModbusTcpClient(host, port=port, timeout=0.5, retries=0, reconnect_delay=0)
+        await client.connect()
+        return cls(client)
+
+    async def poll(self, unit: int, requests: list[ReadRequest]) -> bool:
+        return await _poll_ok(self.client, unit, requests)
+
+    async def close(self) -> None:
+        self.client.close()
+
+
 async def run_baseline(
-    inventory: Inventory, plans: dict[str, list[ReadRequest]], sims: Simulators, seconds: int
+    inventory: Inventory,
+    plans: dict[str, list[ReadRequest]],
+    sims: Simulators,
+    seconds: int,
+    *,
+    connect: BareConnect = PymodbusReader.connect,
+    name: str = "baseline",
 ) -> Phase:
-    """Raw pymodbus reads of the collector's planned requests, on the same schedule."""
-    phase = Phase("baseline", len(inventory.devices()), seconds)
-    clients: list[tuple[AsyncModbusTcpClient, list[tuple[int, list[ReadRequest]]]]] = []
+    """Bare reads of the collector's planned requests on the same schedule (raw pymodbus
+    unless `connect` says otherwise): sequential per endpoint, concurrent across them."""
+    phase = Phase(name, len(inventory.devices()), seconds)
+    clients: list[tuple[BareReader, list[tuple[int, list[ReadRequest]]]]] = []
     for site in inventory.sites:
         for endpoint in site.endpoints:
-            client = AsyncModbusTcpClient(
-                endpoint.host, port=endpoint.port, timeout=0.5, retries=0, reconnect_delay=0
-            )
-            await client.connect()
+            reader = await connect(endpoint.host, endpoint.port)
             work = [(d.unit, plans[d.id]) for d in endpoint.devices if plans.get(d.id)]
-            clients.append((client, work))
+            clients.append((reader, work))
     window: list[int] = []
 
     async def poll_endpoint(
-        client: AsyncModbusTcpClient, work: list[tuple[int, list[ReadRequest]]], slot: int
+        reader: BareReader, work: list[tuple[int, list[ReadRequest]]], slot: int
     ) -> None:
         for unit, requests in work:
-            if not await _poll_ok(client, unit, requests):
+            if not await reader.poll(unit, requests):
                 continue
             if window and window[0] <= slot <= window[1]:
                 phase.polls += 1
                 phase.lateness_s.append(time.time() - slot)
 
     async def endpoint_loop(
-        client: AsyncModbusTcpClient, work: list[tuple[int, list[ReadRequest]]], until: float
+        reader: BareReader, work: list[tuple[int, list[ReadRequest]]], until: float
     ) -> None:
         slot = math.floor(time.time()) + 1
         while slot <= until:
             await asyncio.sleep(max(0.0, slot - time.time()))
-            await poll_endpoint(client, work, slot)
+            await poll_endpoint(reader, work, slot)
             missed = max(0, math.floor(time.time()) - slot)
             if window and window[0] <= slot <= window[1]:
                 phase.overruns += missed
@@ -334,8 +377,8 @@ async def run_baseline(
     phase.cpu_s = time.process_time() - cpu_before
     phase.simulator_cpu_s = sims.cpu_seconds() - sim_before
     await asyncio.gather(*loops)
-    for client, _ in clients:
-        client.close()
+    for reader, _ in clients:
+        await reader.close()
     return phase
 
 

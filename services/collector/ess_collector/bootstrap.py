@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
+from ess_collector.after_reads import AfterReads
 from ess_collector.device import Device, PollLimits
 from ess_collector.endpoint import EndpointPoller, ModbusConnection
 from ess_collector.inventory import DeviceConfig, EndpointConfig, Inventory
@@ -57,6 +58,7 @@ def bootstrap(
         retry=_backoff(s),
     )
     emit = _emitter(publisher, observers)
+    after_reads = AfterReads(publisher.flush)
     endpoints = [
         EndpointPoller(
             site.id,
@@ -71,6 +73,7 @@ def bootstrap(
             metrics=metrics,
             emit=emit,
             cycle_done=publisher.flush,
+            after_reads=after_reads,
         )
         for site in inventory.sites
         for endpoint in site.endpoints
@@ -81,6 +84,7 @@ def bootstrap(
         inventory=inventory,
         endpoints=endpoints,
         publisher=publisher,
+        after_reads=after_reads,
         registrar=None
         if producer is not None  # unit tests without Kafka
         else Registrar(

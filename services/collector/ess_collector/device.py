@@ -26,6 +26,7 @@ from ess_collector.errors import (
 from ess_collector.inventory import DeviceConfig, RegisterMap
 from ess_collector.modbus_frames import ReadFunction
 from ess_collector.planning import PlanError, ReadRequest, RegisterImage, plan_reads
+from ess_collector.register_map import CompiledMap
 from ess_collector.register_map import decode_device as decode_map_device
 from ess_collector.register_map import spans as map_spans
 from ess_collector.sunspec_device import SunSpecLayout, discover
@@ -75,6 +76,17 @@ class PollResult:
     discovered: bool = False  # this poll walked a SunSpec model chain successfully
 
 
+@dataclass(slots=True)
+class RawPoll:
+    """What one poll read, not yet decoded."""
+
+    image: RegisterImage
+    read_at: float
+    errors: list[ModbusError]
+    layout: SunSpecLayout | None  # SunSpec: the layout the reads were planned from
+    discovered: bool = False
+
+
 @dataclass
 class Device:
     config: DeviceConfig
@@ -91,6 +103,7 @@ class Device:
     def __post_init__(self) -> None:
         self.device_id: DeviceId = self.config.device_id
         self.key = self.device_id.key
+        self._map = CompiledMap(self.register_map) if self.register_map is not None else None
 
     @property
     def is_sunspec(self) -> bool:
@@ -107,13 +120,17 @@ class Device:
 
     async def poll(self, client: RegisterReader, limits: PollLimits) -> PollResult:
         """Read and decode once; Modbus errors are returned, not raised."""
-        started = time.monotonic()
-        result = await self._poll(client, limits)
-        self.last_duration_s = time.monotonic() - started
-        self._update_health(result, limits)
-        return result
+        return self.finish(await self.read(client, limits))
 
-    async def _poll(self, client: RegisterReader, limits: PollLimits) -> PollResult:
+    async def read(self, client: RegisterReader, limits: PollLimits) -> RawPoll:
+        """The reads of one poll (decoded later by `finish`, off the slot's critical path)."""
+        started = time.monotonic()
+        raw = await self._read(client, limits)
+        self.last_duration_s = time.monotonic() - started
+        self._update_health(raw.errors, bool(raw.image), limits)
+        return raw
+
+    async def _read(self, client: RegisterReader, limits: PollLimits) -> RawPoll:
         unit = self.config.unit
         timeout = limits.request_timeout_s
         discovered = False
@@ -123,7 +140,7 @@ class Device:
             except ModbusError as exc:
                 if isinstance(exc, DiscoveryError | ExceptionReplyError | UnplannableError):
                     self._back_off()  # not a SunSpec device we can read: ask again later
-                return PollResult(None, time.time(), [exc])
+                return RawPoll(RegisterImage(), time.time(), [exc], layout=None)
             discovered = self.is_sunspec
         image = RegisterImage()
         errors: list[ModbusError] = []
@@ -138,19 +155,28 @@ class Device:
                     break
                 continue
             image.add(request, values)
-        read_at = time.time()
-        if not image:
-            return PollResult(None, read_at, errors, discovered)
+        return RawPoll(image, time.time(), errors, self.layout, discovered)
+
+    def finish(self, raw: RawPoll) -> PollResult:
+        """Decode what a poll read (the layout it was read with)."""
+        errors = raw.errors
+        if not raw.image:
+            return PollResult(None, raw.read_at, errors, raw.discovered)
         try:
-            decoded = self.decode(image)
+            decoded = self.decode(raw.image, raw.layout)
         except ValueError as exc:  # SunSpecError among them: the layout may have moved
-            self.forget_layout()
-            return PollResult(None, read_at, [*errors, UndecodableError(str(exc))], discovered)
+            self._forget(raw.layout)
+            failed = [*errors, UndecodableError(str(exc))]
+            return PollResult(None, raw.read_at, failed, raw.discovered)
         if errors:
             decoded.quality |= Quality.PARTIAL
             if self.is_sunspec and any(_layout_suspect(e) for e in errors):
-                self.forget_layout()
-        return PollResult(decoded, read_at, errors, discovered)
+                self._forget(raw.layout)
+        return PollResult(decoded, raw.read_at, errors, raw.discovered)
+
+    def _forget(self, layout: SunSpecLayout | None) -> None:
+        if layout is self.layout:  # not a layout walked again since that read
+            self.forget_layout()
 
     async def _prepare(self, client: RegisterReader, limits: PollLimits) -> None:
         gap_fill = self.config.gap_fill if self.config.gap_fill is not None else limits.gap_fill
@@ -179,27 +205,26 @@ class Device:
         except PlanError as exc:
             raise UnplannableError(str(exc)) from None
 
-    def decode(self, image: RegisterImage) -> DecodedValues:
-        if self.register_map is not None:
-            return decode_map_device(self.register_map, image)
-        assert self.layout is not None
-        return decode_sunspec_device(self.device_id.table, self.layout, image)
+    def decode(self, image: RegisterImage, layout: SunSpecLayout | None = None) -> DecodedValues:
+        if self._map is not None:
+            return decode_map_device(self._map, image)
+        layout = layout or self.layout
+        assert layout is not None
+        return decode_sunspec_device(self.device_id.table, layout, image)
 
-    def _update_health(self, result: PollResult, limits: PollLimits) -> None:
-        silent = any(e.device_silent for e in result.errors)
+    def _update_health(self, errors: list[ModbusError], answered: bool, limits: PollLimits) -> None:
+        silent = any(e.device_silent for e in errors)
         if silent:
             self._back_off()
-        elif result.decoded is not None:
+        elif answered:
             if self.health is Health.DOWN:
                 log.info("%s answers again", self.key, extra={"device": self.key})
             self.backoff.reset()
             slow = self.last_duration_s > limits.request_timeout_s / 2
             self.health = Health.SLOW if slow else Health.UP
-        reason = result.errors[0].reason if result.errors else None
+        reason = errors[0].reason if errors else None
         if reason is not None and reason != self.last_error:
-            log.warning(
-                "%s: %s", self.key, result.errors[0], extra={"device": self.key, "reason": reason}
-            )
+            log.warning("%s: %s", self.key, errors[0], extra={"device": self.key, "reason": reason})
         self.last_error = reason
 
     def _back_off(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ess_collector.device import Device, Health, PollLimits, PollResult, RegisterReader
+from ess_collector.after_reads import AfterReads
+from ess_collector.device import Device, Health, PollLimits, PollResult, RawPoll, RegisterReader
 from ess_collector.inventory import EndpointConfig
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.schedule import next_slot, overrun_slots, stepped_back, time_left_in_slot
@@ -88,7 +90,10 @@ class EndpointPoller:
         metrics: CollectorMetrics,
         emit: ReadingSink,
         cycle_done: Callable[[], None],
+        after_reads: AfterReads | None = None,
     ) -> None:
+        """With `after_reads`, each poll is decoded and emitted there once the slot's
+        reads are done; without, at once, and `cycle_done` follows each cycle."""
         self.site = site
         self.name = f"{config.host}:{config.port}"
         self.devices = devices
@@ -101,6 +106,7 @@ class EndpointPoller:
         self._metrics = metrics
         self._emit = emit
         self._cycle_done = cycle_done
+        self._after_reads = after_reads
         self._reconnecting: asyncio.Task[None] | None = None
         self._was_connected = False
         self._connect_failures_logged = False
@@ -149,22 +155,29 @@ class EndpointPoller:
         due = sorted(
             (d for d in self.devices if d.probe_due(now)), key=lambda d: d.health
         )  # stable: inventory order within each health group
-        if self._limits.concurrency == 1:
-            for device in due:
-                if not await self._poll_device(device, slot):
-                    break
-        else:  # pipelined: this many devices wait for replies at once, in health order
-            queue = iter(due)
-
-            async def worker() -> None:
-                for device in queue:
+        after = self._after_reads
+        if after is not None:
+            after.cycle_started()
+        try:
+            if self._limits.concurrency == 1:
+                for device in due:
                     if not await self._poll_device(device, slot):
-                        return
+                        break
+            else:  # pipelined: this many devices wait for replies at once, in health order
+                queue = iter(due)
 
-            await asyncio.gather(
-                *(worker() for _ in range(min(self._limits.concurrency, len(due))))
-            )
-        self._cycle_done()
+                async def worker() -> None:
+                    for device in queue:
+                        if not await self._poll_device(device, slot):
+                            return
+
+                workers = min(self._limits.concurrency, len(due))
+                await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            if after is not None:
+                after.cycle_finished()
+        if after is None:
+            self._cycle_done()
 
     async def _poll_device(self, device: Device, slot: int) -> bool:
         """Poll one device for `slot`; False when the connection is gone."""
@@ -173,14 +186,21 @@ class EndpointPoller:
                 return True  # no room for a timeout before the next boundary: try next slot
             device.probes += 1
             self._meters[device.key].probes.inc()
-        result = await device.poll(self.client, self._limits)
-        self._record(device, slot, result)
+        raw = await device.read(self.client, self._limits)
+        duration = device.last_duration_s
+        if self._after_reads is None:
+            self._record(device, slot, device.finish(raw), duration)
+        else:
+            self._after_reads.add(functools.partial(self._finish, device, slot, raw, duration))
         if not self.client.is_connected():
             self._lost_connection()
             return False
         return True
 
-    def _record(self, device: Device, slot: int, result: PollResult) -> None:
+    def _finish(self, device: Device, slot: int, raw: RawPoll, duration_s: float) -> None:
+        self._record(device, slot, device.finish(raw), duration_s)
+
+    def _record(self, device: Device, slot: int, result: PollResult, duration_s: float) -> None:
         meters = self._meters[device.key]
         for error in result.errors:
             self._failure_counter(error.reason).inc()
@@ -188,7 +208,7 @@ class EndpointPoller:
                 self._metrics.discoveries.labels(self.site, "failed").inc()
         if result.discovered:
             self._metrics.discoveries.labels(self.site, "ok").inc()
-        meters.poll_seconds.observe(device.last_duration_s)
+        meters.poll_seconds.observe(duration_s)
         if result.decoded is None:
             meters.failed.inc()
             meters.up.set(0)

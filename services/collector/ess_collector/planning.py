@@ -111,10 +111,11 @@ class RegisterImage:
 
     def get(self, span: Span) -> Sequence[int] | Sequence[bool] | None:
         """The values of a span (it may run over several reads), or None if any failed."""
-        for request, values in self._reads:
-            if request.covers(span):  # the usual case: one read holds the whole span
-                first = span.address - request.address
-                return values[first : first + span.count]
+        space, address, count = span.space, span.address, span.count
+        for request, values in self._reads:  # the usual case: one read holds the whole span
+            first = address - request.address
+            if request.space is space and first >= 0 and first + count <= request.count:
+                return values[first : first + count]
         collected: list[int] | list[bool] = []
         address = span.address
         while address < span.end:

@@ -8,15 +8,17 @@ factor point, scale and offset, and the valid range.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ess_collector.inventory import MapPoint, RegisterMap
 from ess_collector.planning import RegisterImage, Span
 from ess_collector.values import DecodedValues
 from ess_common.model import ExtraValue, Quality
-from ess_sunspec import DataType, apply_scale, decode_value
+from ess_sunspec import ByteOrder, DataType, WordOrder, apply_scale, decode_value
 
 # The logical (decoded) value that means "not implemented", per integer type.
 INTEGER_SENTINELS: dict[DataType, int] = {
@@ -44,22 +46,97 @@ def spans(register_map: RegisterMap) -> list[Span]:
     return [point.span for point in register_map.points]
 
 
-def decode_device(register_map: RegisterMap, image: RegisterImage) -> DecodedValues:
+@dataclass(frozen=True, slots=True)
+class _PointPlan:
+    point: MapPoint
+    span: Span
+    data_type: DataType | None
+    scale_factor: tuple[MapPoint, Span, DataType | None] | None
+    number: NumberDecoder | None  # numeric types: registers -> raw number
+
+
+NumberDecoder = Callable[[Sequence[int] | Sequence[bool]], int | float]
+_STRUCT_CODES = {
+    DataType.INT16: "h",
+    DataType.UINT16: "H",
+    DataType.INT32: "i",
+    DataType.UINT32: "I",
+    DataType.INT64: "q",
+    DataType.UINT64: "Q",
+    DataType.FLOAT32: "f",
+    DataType.FLOAT64: "d",
+}
+
+
+@functools.cache
+def number_decoder(
+    data_type: DataType, word_order: WordOrder, byte_order: ByteOrder
+) -> NumberDecoder:
+    """`ess_sunspec.decode_value` for one numeric type and order, as two struct calls
+    (the unit tests check it against decode_value)."""
+    code = _STRUCT_CODES[data_type]
+    size = struct.calcsize(code) // 2
+    words = struct.Struct(f"{'>' if byte_order is ByteOrder.BIG else '<'}{size}H")
+    value = struct.Struct(">" + code)
+    reverse = word_order is WordOrder.LITTLE
+
+    def decode(registers: Sequence[int] | Sequence[bool]) -> int | float:
+        if len(registers) != size:
+            raise ValueError(f"{data_type.value} needs {size} registers, got {len(registers)}")
+        ordered = registers[::-1] if reverse else registers
+        number: int | float = value.unpack(words.pack(*ordered))[0]
+        return number
+
+    return decode
+
+
+class CompiledMap:
+    """A map's points with their spans and scale-factor points looked up once
+    (pydantic properties and name look-ups are not free at thousands of polls a second)."""
+
+    def __init__(self, register_map: RegisterMap) -> None:
+        by_name = {point.name: point for point in register_map.points}
+        skipped = register_map.scale_factor_points
+        self.points = tuple(
+            _PointPlan(
+                point,
+                point.span,
+                point.data_type,
+                (by_name[point.sf], by_name[point.sf].span, by_name[point.sf].data_type)
+                if point.sf is not None
+                else None,
+                _number_decoder_of(point),
+            )
+            for point in register_map.points
+            if not (point.field is None and point.name in skipped)  # read for others only
+        )
+
+
+def _number_decoder_of(point: MapPoint) -> NumberDecoder | None:
+    data_type = point.data_type
+    if data_type is None or data_type is DataType.STRING:
+        return None
+    return number_decoder(data_type, point.word_order, point.byte_order)
+
+
+def decode_device(register_map: RegisterMap | CompiledMap, image: RegisterImage) -> DecodedValues:
     """Fields and extras of one poll; points whose read failed are null (PARTIAL)."""
+    compiled = register_map if isinstance(register_map, CompiledMap) else CompiledMap(register_map)
     decoded = DecodedValues()
-    by_name = {point.name: point for point in register_map.points}
-    scale_factor_points = register_map.scale_factor_points
-    for point in register_map.points:
-        if point.field is None and point.name in scale_factor_points:
-            continue  # read for other points, not published itself
+    for plan in compiled.points:
+        point = plan.point
         scale_factor = None
-        if point.sf is not None:
-            scale_factor = decode_point(by_name[point.sf], image.get(by_name[point.sf].span))
-        result = decode_point(point, image.get(point.span), scale_factor)
+        if plan.scale_factor is not None:
+            sf_point, sf_span, sf_type = plan.scale_factor
+            scale_factor = decode_point(sf_point, image.get(sf_span), data_type=sf_type)
+        result = decode_point(
+            point, image.get(plan.span), scale_factor, plan.data_type, plan.number
+        )
         if point.field is None:
             if result.value is not None:
                 decoded.extras[point.name] = result.value
-            decoded.quality |= result.flags & Quality.PARTIAL
+            if result.flags:
+                decoded.quality |= result.flags & Quality.PARTIAL
             continue
         value = result.value
         decoded.set_field(point.field, None if isinstance(value, str) else value, result.flags)
@@ -70,17 +147,23 @@ def decode_point(
     point: MapPoint,
     raw: Sequence[int] | Sequence[bool] | None,
     scale_factor: PointValue | None = None,
+    data_type: DataType | None = None,
+    number_of: NumberDecoder | None = None,
 ) -> PointValue:
-    """The physical value of one point (None with a flag when there is none)."""
+    """The physical value of one point (None with a flag when there is none);
+    `data_type` and `number_of` (its decoder) are the point's, when the caller has them."""
     if raw is None:
         return MISSING
     if point.type == "bit":
         return PointValue(_bit(point, raw))
-    data_type = point.data_type
+    data_type = data_type or point.data_type
     assert data_type is not None
-    number = decode_value(
-        data_type, [int(r) for r in raw], word_order=point.word_order, byte_order=point.byte_order
-    )
+    if number_of is not None:
+        number: int | float | str = number_of(raw)
+    else:
+        number = decode_value(
+            data_type, raw, word_order=point.word_order, byte_order=point.byte_order
+        )
     if isinstance(number, str):
         return PointValue(number or None)
     if point.sentinels and _is_sentinel(data_type, number):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
+from ess_collector.after_reads import AfterReads
 from ess_collector.device import Device
 from ess_collector.endpoint import EndpointPoller
 from ess_collector.inventory import Inventory
@@ -39,6 +40,7 @@ class CollectorService:
         inventory: Inventory,
         endpoints: Sequence[EndpointPoller],
         publisher: SpoolingPublisher,
+        after_reads: AfterReads | None = None,
         registrar: Registrar | None = None,
     ) -> None:
         """The pollers and the publisher come wired (see `ess_collector.bootstrap`);
@@ -50,6 +52,7 @@ class CollectorService:
         self.publisher = publisher
         self.spool = publisher.spool
         self.registrar = registrar
+        self.after_reads = after_reads
 
     def devices(self) -> list[Device]:
         return [d for e in self.endpoints for d in e.devices]
@@ -94,6 +97,11 @@ class CollectorService:
             name="publisher",
         )
         pollers = [asyncio.create_task(e.run(stop), name=f"poll {e.name}") for e in self.endpoints]
+        finishing = (
+            None
+            if self.after_reads is None
+            else asyncio.create_task(self.after_reads.run(), name="after-reads")
+        )
         if self.registrar is not None:
             pollers.append(asyncio.create_task(self.registrar.run(stop), name="registration"))
         try:
@@ -109,6 +117,11 @@ class CollectorService:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*pollers, return_exceptions=True)
+            if finishing is not None and self.after_reads is not None:
+                finishing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await finishing
+                self.after_reads.drain_now()  # what the last cycles read reaches the spool
             self.publisher.flush()
             publisher_stop.set()
             await publishing

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ess_collector.errors import DiscoveryError, ExceptionReplyError
 from ess_collector.inventory import MAX_EXTRAS_PER_DEVICE
 from ess_collector.planning import RegisterImage, Space, Span
+from ess_collector.sunspec_blocks import decode_model_fast
 from ess_collector.sunspec_fields import (
     FIELD_SOURCES,
     MODELS_BY_TABLE,
@@ -39,8 +40,6 @@ from ess_sunspec import (
     PointType,
     SunSpecError,
     apply_scale,
-    decode_model,
-    decode_point,
     walk_models,
 )
 
@@ -196,7 +195,10 @@ def decode_device(table: Table, layout: SunSpecLayout, image: RegisterImage) -> 
             decoded.quality |= Quality.PARTIAL
             continue
         plan = _model_plan(table, location.model.model_id)
-        read[location.model.model_id] = (plan, _decode(location, plan, [int(r) for r in registers]))
+        read[location.model.model_id] = (
+            plan,
+            decode_model_fast(location.model, registers, location.with_groups),
+        )
     for name, source in FIELD_SOURCES[table].items():
         if source.model_id not in read and source.model_id not in layout.model_ids:
             decoded.set_field(name, None, Quality.NOT_IMPLEMENTED)  # the device lacks the model
@@ -208,16 +210,6 @@ def decode_device(table: Table, layout: SunSpecLayout, image: RegisterImage) -> 
             decoded.set_field(field_plan.name, value, flags)
     decoded.extras = _extras(read.values())
     return decoded
-
-
-def _decode(location: ModelLocation, plan: _ModelPlan, registers: list[int]) -> DecodedModel:
-    if location.with_groups:
-        return decode_model(location.model, registers)
-    fixed = {
-        point.name: decode_point(point, registers[point.offset : point.offset + point.size])
-        for point in plan.decode
-    }
-    return DecodedModel(model=location.model, fixed=fixed)
 
 
 def _scaled(model: DecodedModel, point: Point) -> float | None:
