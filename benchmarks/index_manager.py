@@ -38,7 +38,7 @@ import asyncpg
 
 from ess_common.settings import CommonSettings, load_settings
 from ess_tables.advisor import Suggestion, advise, extensions, known_workload, sample_values
-from ess_tables.index_bench import Timing, arguments, speedup, time_query
+from ess_tables.index_bench import Timing, arguments, db_speedup, speedup, time_query
 from ess_tables.indexes import create_index, plan_create, table_info
 from ess_tables.query_shapes import shapes
 from ess_tables.schema import migrate
@@ -186,6 +186,9 @@ async def run(days: int, keep: bool) -> dict[str, Any]:
             "before_ms": b.median_ms,
             "after_ms": a.median_ms,
             "speedup": speedup(b, a),
+            "db_before_ms": b.db_ms,
+            "db_after_ms": a.db_ms,
+            "db_speedup": db_speedup(b, a),
             "rows": a.rows,
             "plan_before": b.nodes,
             "plan_after": a.nodes,

@@ -247,12 +247,17 @@ async def plan_create(
         raise IndexRefusedError(
             f"{table} has no column {', '.join(map(repr, unknown))}: refused, nothing was run"
         )
+    name = index_name(table, columns, bool(include))
     for existing in await list_indexes(conn, info):
         if existing.columns == tuple(columns) and existing.include == tuple(include):
             raise IndexRefusedError(
                 f"{existing.name} already indexes {table} ({', '.join(columns)}): nothing to do"
             )
-    name = index_name(table, columns, bool(include))
+        if existing.name == name:
+            raise IndexRefusedError(
+                f"an index named {name} already exists on {table} with other columns"
+                f" ({existing.definition}): drop it first; refused, nothing was run"
+            )
     return CreatePlan(info, tuple(columns), tuple(include), name, await chunk_count(conn, info))
 
 
@@ -282,6 +287,8 @@ async def create_index(
     before the error propagates.
     """
     pid = conn.get_server_pid()
+    if await _index_exists(watch, plan):  # built since the plan was made: not ours to clean
+        raise IndexRefusedError(f"an index named {plan.name} exists already: nothing was run")
     build = asyncio.ensure_future(conn.execute(plan.sql, timeout=None))
     try:
         while not build.done():
@@ -330,9 +337,20 @@ async def _progress(watch: asyncpg.Connection, plan: CreatePlan, pid: int) -> Bu
     )
 
 
-async def _drop_leftover(watch: asyncpg.Connection, plan: CreatePlan) -> None:
-    left = await watch.fetchval(
+async def _index_exists(watch: asyncpg.Connection, plan: CreatePlan) -> bool:
+    found = await watch.fetchval(
         "SELECT 1 FROM pg_class WHERE relname = $1 AND relnamespace = $2::regnamespace",
+        plan.name,
+        plan.table.schema,
+    )
+    return found is not None
+
+
+async def _drop_leftover(watch: asyncpg.Connection, plan: CreatePlan) -> None:
+    """Drop what this build left: the index it made, if it is not valid."""
+    left = await watch.fetchval(
+        "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE c.relname = $1 AND c.relnamespace = $2::regnamespace",
         plan.name,
         plan.table.schema,
     )

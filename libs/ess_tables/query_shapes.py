@@ -60,6 +60,13 @@ def shapes(table: Table) -> list[Shape]:
             (*ident, "from", "to"),
         ),
         Shape(
+            f"dashboard {unit} per minute (a Grafana time series)",
+            table,
+            f"SELECT time_bucket('1 minute', ts) AS minute, {_SUMMARY[table]}"  # noqa: S608
+            f" FROM {table} WHERE {_where(ident)} GROUP BY 1 ORDER BY 1",
+            (*ident, "from", "to"),
+        ),
+        Shape(
             "essctl loss: rows per device and hour of a site",
             table,
             "SELECT device_id, date_bin('1 hour', ts, $2::timestamptz), count(*)"  # noqa: S608

@@ -100,9 +100,10 @@ def column_usage(
 
 
 def candidates(queries: Sequence[Query], columns: Mapping[str, Sequence[str]]) -> list[Candidate]:
-    """One composite index per distinct filter shape: equality columns, then the time column."""
+    """One composite index per distinct filter shape: equality columns, then the time column;
+    it includes what every query of that shape reads (when that fits), so one index serves all."""
     usage = column_usage(queries, columns)
-    shapes: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Query]] = {}
+    shapes: dict[tuple[str, tuple[str, ...]], list[tuple[Query, list[str] | None]]] = {}
     for query in queries:
         by_table: dict[str, list[Predicate]] = {}
         for p in predicates(query.sql, columns):
@@ -120,11 +121,23 @@ def candidates(queries: Sequence[Query], columns: Mapping[str, Sequence[str]]) -
             elif ranged:
                 cols.append(min(ranged, key=lambda c: (-key[(c, "range")], order.index(c))))
             read = referenced_columns(query.sql, order)
-            include: tuple[str, ...] = ()
-            if read is not None and 0 < len(set(read) - set(cols)) <= MAX_INCLUDE:
-                include = tuple(c for c in read if c not in cols)
-            shapes.setdefault((table, tuple(cols), include), []).append(query)
-    return [Candidate(t, cols, inc, tuple(qs)) for (t, cols, inc), qs in shapes.items()]
+            shapes.setdefault((table, tuple(cols)), []).append((query, read))
+    return [
+        Candidate(
+            t, cols, _include(cols, [r for _, r in found], columns[t]), tuple(q for q, _ in found)
+        )
+        for (t, cols), found in shapes.items()
+    ]
+
+
+def _include(
+    key: Sequence[str], reads: Sequence[list[str] | None], order: Sequence[str]
+) -> tuple[str, ...]:
+    """The columns the queries read beyond the key, in table order, if at most MAX_INCLUDE."""
+    wanted = {c for read in reads if read is not None for c in read} - set(key)
+    if not 0 < len(wanted) <= MAX_INCLUDE:
+        return ()
+    return tuple(c for c in order if c in wanted)
 
 
 def referenced_columns(sql: str, columns: Sequence[str]) -> list[str] | None:

@@ -11,7 +11,14 @@ import orjson
 import pytest
 
 from ess_ctl.__main__ import run
-from ess_tables.indexes import BuildProgress, create_index, list_indexes, plan_create, table_info
+from ess_tables.indexes import (
+    BuildProgress,
+    IndexRefusedError,
+    create_index,
+    list_indexes,
+    plan_create,
+    table_info,
+)
 from ess_tables.schema import migrate
 from helpers.common import DatabaseFactory
 
@@ -289,3 +296,25 @@ async def test_an_interrupted_build_leaves_no_invalid_index(make_database: Datab
         await conn.close()
         await watch.close()
     assert plan.name not in await _index_names(dsn)
+
+
+async def test_a_failed_build_never_drops_an_index_it_did_not_make(
+    make_database: DatabaseFactory,
+) -> None:
+    dsn = await make_database("local")
+    await _prepare(dsn, span=timedelta(minutes=10))
+    conn, watch = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        key = ["site", "bank_id", "rack_id", "ts"]
+        first = await plan_create(conn, "rack", key, ["soc_pct"])
+        second = await plan_create(conn, "rack", key, ["current_a"])
+        assert first.name == second.name  # same key, both covering: the same name
+        await create_index(conn, watch, first)
+        with pytest.raises(IndexRefusedError, match="exists already"):
+            await create_index(conn, watch, second)  # planned before the first was built
+        with pytest.raises(IndexRefusedError, match="with other columns"):
+            await plan_create(conn, "rack", key, ["current_a"])
+    finally:
+        await conn.close()
+        await watch.close()
+    assert (await _index_names(dsn))[first.name] is True  # still there, still valid

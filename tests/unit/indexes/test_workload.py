@@ -57,6 +57,14 @@ def test_covering_columns_are_what_the_query_reads_besides_the_key() -> None:
     assert referenced_columns("SELECT * FROM rack WHERE site = $1", RACK) is None
 
 
+def test_queries_of_one_filter_shape_make_one_candidate_covering_all_they_read() -> None:
+    per_minute = PER_DEVICE.replace("SELECT ts, soc_pct", "SELECT ts, min(cell_v_min)")
+    (cand,) = candidates([Query(PER_DEVICE), Query(per_minute)], COLS)
+    assert cand.columns == ("site", "bank_id", "rack_id", "ts")
+    assert cand.include == ("soc_pct", "cell_v_min")  # one index for both, not two of one name
+    assert len(cand.queries) == 2
+
+
 def test_an_index_with_the_same_leading_columns_covers_a_candidate() -> None:
     existing = {"rack_natural_key": (("device_id", "ts"), ()), "rack_site_ts": (("site", "ts"), ())}
     assert covering_index(Candidate("rack", ("device_id", "ts")), existing) == "rack_natural_key"
