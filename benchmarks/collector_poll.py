@@ -38,7 +38,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,7 @@ from ess_collector.settings import CollectorSettings
 from ess_common.model import Reading
 from ess_common.settings import CommonSettings, load_settings
 from ess_common.topics import all_topics
+from ess_simulator.ports import free_port_block, port_free
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results" / "collector.json"
@@ -73,28 +73,6 @@ DEVICES_PER_COPY = 58
 
 def _log(msg: str) -> None:
     print(f"[collector-bench] {msg}", file=sys.stderr, flush=True)
-
-
-def _free_port_block(count: int) -> int:
-    """A first port with `count` free ports after it (checked, not reserved)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count >= 65000:
-            continue
-        if all(_is_free(first + i) for i in range(count)):
-            return first
-    raise RuntimeError("no block of free ports found")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -143,7 +121,7 @@ def start_simulators(
     shares = [scale // count + (1 if i < scale % count else 0) for i in range(count)]
     for index, share in enumerate(s for s in shares if s):
         sites = 4 * share
-        base_port = _free_port_block(sites)
+        base_port = free_port_block(sites)
         fleet = workdir / f"fleet-{index}.yaml"
         sites_list = [
             {"id": f"s{index}site1", "banks": {"bank1": 8}},
@@ -182,7 +160,7 @@ def start_simulators(
         )
         last_port = base_port + sites - 1
         deadline = time.monotonic() + 60
-        while _is_free(last_port):
+        while port_free(last_port):
             if time.monotonic() > deadline or sims.processes[-1].poll() is not None:
                 sims.stop()
                 raise RuntimeError(f"simulator {index} did not start; see {log.name}")
@@ -449,7 +427,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             inventory,
             sims,
             seconds=args.seconds,
-            kafka=f"127.0.0.1:{_free_port_block(1)}",
+            kafka=f"127.0.0.1:{free_port_block(1)}",
             prefix=prefix,
             spool=workdir / "spool-only",
             drain_s=2,

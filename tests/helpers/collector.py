@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +33,7 @@ from ess_common.codec import decode_reading
 from ess_common.model import TABLES, Reading
 from ess_common.topics import telemetry_topic
 from ess_simulator.config import load_config
+from ess_simulator.ports import free_port_block, port_free
 from ess_simulator.simulator import Simulator
 
 
@@ -170,3 +176,86 @@ def slots_in_kafka(messages: Sequence[tuple[bytes, Reading]]) -> dict[str, list[
         assert key.decode() == reading.device.key
         out.setdefault(reading.device.key, []).append(int(reading.ts.timestamp()))
     return {k: sorted(v) for k, v in out.items()}
+
+
+# -- as processes (scale-out tests) --------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator_process(fleet: dict[str, Any], workdir: Path) -> Iterator[Inventory]:
+    """`python -m ess_simulator run` on a fleet file (fixed base port); yields the
+    collector inventory of what it serves; stopped (SIGTERM) at exit."""
+    sites = len(fleet["sites"]) * int(fleet.get("scale", 1))
+    fleet = {**fleet, "base_port": free_port_block(sites), "control_port": None}
+    path = workdir / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    argv = [sys.executable, "-m", "ess_simulator"]
+    listing = subprocess.run(
+        [*argv, "inventory", "--config", str(path)], capture_output=True, check=True
+    )
+    inventory = inventory_from_simulator(yaml.safe_load(listing.stdout))
+    with (workdir / "simulator.log").open("wb") as log:
+        process = subprocess.Popen([*argv, "run", "--config", str(path)], stdout=log, stderr=log)
+    try:
+        last = fleet["base_port"] + sites - 1
+        deadline = time.monotonic() + 30
+        while port_free(last):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator did not start; see {workdir / 'simulator.log'}")
+            time.sleep(0.1)
+        yield inventory
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def write_inventory(inventory: Inventory, path: Path) -> Path:
+    document = inventory.model_dump(mode="json", exclude_defaults=True)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@dataclass
+class CollectorProcess:
+    """`python -m ess_collector` with its own spool and /metrics port."""
+
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env["ESS_HTTP_PORT"])
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ess_collector"], env=self.env, stdout=log, stderr=log
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no drain, no leaving the group
+        self.process.wait(10)
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled sample of its /metrics, None while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
 from ess_collector.after_reads import AfterReads
+from ess_collector.assignment import AllSites, KafkaGroupAssignment, SiteAssignment, StaticShare
 from ess_collector.device import Device, PollLimits
 from ess_collector.endpoint import EndpointPoller, ModbusConnection
 from ess_collector.inventory import DeviceConfig, EndpointConfig, Inventory
@@ -18,10 +21,12 @@ from ess_collector.publisher import SpoolingPublisher
 from ess_collector.registration import Registrar, first_poll_now, inventory_records
 from ess_collector.service import CollectorService
 from ess_collector.settings import CollectorSettings
+from ess_collector.site_share import ordinal_of
 from ess_collector.spool import Spool
 from ess_common.backoff import Backoff
 from ess_common.kafka import ProducerOptions, RawProducer, ReadingProducer
 from ess_common.model import Reading
+from ess_common.settings import ConfigError
 
 ReadingObserver = Callable[[Reading], None]
 
@@ -85,6 +90,8 @@ def bootstrap(
         endpoints=endpoints,
         publisher=publisher,
         after_reads=after_reads,
+        assignment=site_assignment(s, [site.id for site in inventory.sites]),
+        metrics=metrics,
         registrar=None
         if producer is not None  # unit tests without Kafka
         else Registrar(
@@ -94,6 +101,33 @@ def bootstrap(
             _backoff(s),
         ),
     )
+
+
+def site_assignment(settings: CollectorSettings, sites: list[str]) -> SiteAssignment:
+    """All sites, a static share by StatefulSet ordinal, or Kafka's group protocol."""
+    s = settings
+    if s.collector_assignment == "static":
+        replica = s.collector_replica
+        if replica is None:
+            replica = ordinal_of(os.environ.get("HOSTNAME", "") or socket.gethostname())
+        if replica is None or replica >= s.collector_replicas:
+            raise ConfigError(
+                "ESS_COLLECTOR_ASSIGNMENT=static needs ESS_COLLECTOR_REPLICA below"
+                f" ESS_COLLECTOR_REPLICAS={s.collector_replicas} (or a hostname ending in -N)"
+            )
+        return StaticShare(sites, replica, s.collector_replicas, s.collector_assignment_buckets)
+    if s.collector_assignment == "group":
+        return KafkaGroupAssignment(
+            sites,
+            bootstrap=s.kafka_bootstrap,
+            topic=f"{s.topic_prefix}.collector.assignment",
+            group_id=s.collector_group_id,
+            buckets=s.collector_assignment_buckets,
+            replication=s.collector_assignment_replication,
+            session_timeout_s=s.collector_group_session_timeout_s,
+            retry=_backoff(s),
+        )
+    return AllSites(sites)
 
 
 def _modbus_client(endpoint: EndpointConfig) -> ReadOnlyModbusClient:

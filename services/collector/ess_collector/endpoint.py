@@ -115,7 +115,9 @@ class EndpointPoller:
         self._failures: dict[str, Counter] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll on every boundary until `stop`; the current cycle always finishes."""
+        """Poll on every boundary until `stop`; the current cycle always finishes.
+        May run again after it returned (a site handed back to this replica)."""
+        self._stopping = False
         await self._connect()
         last_slot: int | None = None
         try:
@@ -143,6 +145,9 @@ class EndpointPoller:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._reconnecting
             await self.client.close()
+            if self._was_connected:
+                self._was_connected = False
+                self._metrics.endpoint_connected.labels(self.site).dec()
 
     async def poll_cycle(self, slot: int) -> None:
         """Poll every device that is due, once, for `slot`."""

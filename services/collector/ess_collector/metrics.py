@@ -128,3 +128,13 @@ class CollectorMetrics:
             ("site", "outcome"),
             registry=registry,
         )
+        self.sites_owned = Gauge(
+            "ess_collector_sites_owned",
+            "Sites this replica polls now (its share of the fleet)",
+            registry=registry,
+        )
+        self.assignments = Counter(
+            "ess_collector_assignments_total",
+            "Site assignments applied (start, rebalances of the replicas' group)",
+            registry=registry,
+        )

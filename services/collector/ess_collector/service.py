@@ -16,9 +16,11 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 
 from ess_collector.after_reads import AfterReads
+from ess_collector.assignment import AllSites, SiteAssignment
 from ess_collector.device import Device
 from ess_collector.endpoint import EndpointPoller
 from ess_collector.inventory import Inventory
+from ess_collector.metrics import CollectorMetrics
 from ess_collector.publisher import SpoolingPublisher
 from ess_collector.registration import Registrar
 from ess_collector.settings import CollectorSettings
@@ -42,6 +44,8 @@ class CollectorService:
         publisher: SpoolingPublisher,
         after_reads: AfterReads | None = None,
         registrar: Registrar | None = None,
+        assignment: SiteAssignment | None = None,
+        metrics: CollectorMetrics | None = None,
     ) -> None:
         """The pollers and the publisher come wired (see `ess_collector.bootstrap`);
         `registrar` registers the inventory in the fleet registry (once, in the background)."""
@@ -53,9 +57,18 @@ class CollectorService:
         self.spool = publisher.spool
         self.registrar = registrar
         self.after_reads = after_reads
+        self.assignment = assignment or AllSites([site.id for site in inventory.sites])
+        self.metrics = metrics
+        self.owned: frozenset[str] = frozenset()  # sites this replica polls now
+        self._site_stops: dict[str, asyncio.Event] = {}
+        self._site_tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     def devices(self) -> list[Device]:
         return [d for e in self.endpoints for d in e.devices]
+
+    def active_endpoints(self) -> list[EndpointPoller]:
+        return [e for e in self.endpoints if e.site in self.owned]
 
     def health(self) -> Health:
         """Unhealthy only when polling itself has stalled; Kafka's state is a detail.
@@ -67,7 +80,7 @@ class CollectorService:
         timeout = self.settings.collector_request_timeout_s
         stalled = [
             e.name
-            for e in self.endpoints
+            for e in self.active_endpoints()
             # a cycle may legitimately wait one timeout per device that just went silent
             if now - e.last_cycle_monotonic > _STALL_S + len(e.devices) * timeout
         ]
@@ -76,6 +89,7 @@ class CollectorService:
             ok=not stalled,
             detail={
                 "endpoints": len(self.endpoints),
+                "sites_owned": len(self.owned),
                 "endpoints_connected": sum(1 for e in self.endpoints if e.client.is_connected()),
                 "endpoints_stalled": stalled[:10],
                 "kafka_ready": self.publisher.kafka_ready,
@@ -83,6 +97,36 @@ class CollectorService:
                 "spool_depth": self.spool.depth,
             },
         )
+
+    def _apply_sites(self, sites: frozenset[str]) -> None:
+        """Poll exactly `sites` from now on: start the new ones, stop the others."""
+        if self._stopping:
+            return  # a late assignment while shutting down
+        known = {site.id for site in self.inventory.sites}
+        sites = sites & known
+        for site in self.owned - sites:
+            self._site_stops.pop(site).set()  # its endpoints finish their cycle and close
+        for site in sites - self.owned:
+            stop = self._site_stops[site] = asyncio.Event()
+            previous = self._site_tasks.get(site)
+            self._site_tasks[site] = asyncio.create_task(
+                self._run_site(site, stop, previous), name=f"site {site}"
+            )
+        if sites != self.owned:
+            started, stopped = len(sites - self.owned), len(self.owned - sites)
+            log.info("polling %d sites (%d started, %d stopped)", len(sites), started, stopped)
+        self.owned = sites
+        if self.metrics is not None:
+            self.metrics.sites_owned.set(len(sites))
+            self.metrics.assignments.inc()
+
+    async def _run_site(
+        self, site: str, stop: asyncio.Event, previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:  # handed back quickly: the old run closes first
+            await asyncio.gather(previous, return_exceptions=True)
+        endpoints = [e for e in self.endpoints if e.site == site]
+        await asyncio.gather(*(e.run(stop) for e in endpoints))
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
@@ -96,14 +140,16 @@ class CollectorService:
             self.publisher.run(publisher_stop, self.settings.drain_timeout_s * 0.75),
             name="publisher",
         )
-        pollers = [asyncio.create_task(e.run(stop), name=f"poll {e.name}") for e in self.endpoints]
         finishing = (
             None
             if self.after_reads is None
             else asyncio.create_task(self.after_reads.run(), name="after-reads")
         )
+        background = [
+            asyncio.create_task(self.assignment.run(self._apply_sites, stop), name="assignment")
+        ]
         if self.registrar is not None:
-            pollers.append(asyncio.create_task(self.registrar.run(stop), name="registration"))
+            background.append(asyncio.create_task(self.registrar.run(stop), name="registration"))
         try:
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait({stopped, publishing}, return_when=asyncio.FIRST_COMPLETED)
@@ -111,12 +157,15 @@ class CollectorService:
             if publishing.done():
                 publishing.result()  # the publisher failed: surface the reason
                 raise RuntimeError("publisher stopped by itself")
-            await asyncio.gather(*pollers)
+            self._apply_sites(frozenset())  # each endpoint finishes its current cycle
+            self._stopping = True
+            await asyncio.gather(*self._site_tasks.values(), *background)
         finally:
-            for task in pollers:
+            tasks = [*self._site_tasks.values(), *background]
+            for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*pollers, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
             if finishing is not None and self.after_reads is not None:
                 finishing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

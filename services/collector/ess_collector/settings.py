@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -33,6 +34,14 @@ class CollectorSettings(CommonSettings):
     collector_max_in_flight: int = Field(default=20_000, ge=1, le=1_000_000)
     collector_linger_ms: int = Field(default=50, ge=0, le=5000)
     collector_compression: str | None = "lz4"
+    # Replicas sharing the fleet: all sites, a static share by ordinal, or Kafka's group.
+    collector_assignment: Literal["all", "static", "group"] = "all"
+    collector_replica: int | None = Field(default=None, ge=0)  # static: default from HOSTNAME
+    collector_replicas: int = Field(default=1, ge=1, le=1000)
+    collector_assignment_buckets: int = Field(default=24, ge=1, le=1000)
+    collector_assignment_replication: int = Field(default=1, ge=1, le=10)
+    collector_group_id: str = "ess-collector"
+    collector_group_session_timeout_s: float = Field(default=10.0, ge=1, le=300)
 
     @model_validator(mode="after")
     def _consistent(self) -> CollectorSettings:
