@@ -15,14 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from ess_common.fleet_records import DeviceRecord, SiteRecord
 from ess_common.kafka import ReadingProducer
+from ess_common.kafka_offsets import offset_reader
 from ess_common.model import TABLES, Reading, Table
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import Fleet
+from ess_common.topics import telemetry_topic
 from ess_gapdetector.bootstrap import bootstrap
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.settings import GapDetectorSettings
@@ -259,12 +263,34 @@ def new_detector(settings: GapDetectorSettings) -> GapDetectorService:
     return bootstrap(settings, CollectorRegistry())
 
 
+async def delete_topic_data(settings: CommonSettings, prefix: str) -> None:
+    """What retention does to old data: every telemetry record is gone from Kafka."""
+    reader = offset_reader(settings.kafka_bootstrap)
+    await reader.start()
+    try:
+        tps = [TopicPartition(telemetry_topic(t, prefix), p) for t in TABLES for p in range(3)]
+        ends = await reader.end_offsets(tps)
+    finally:
+        await reader.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(ends[tp]) for tp in tps if ends[tp]})
+    finally:
+        await admin.close()
+
+
 def essctl(
-    args: list[str], prefix: str, clusters: Clusters, timeout_s: float = 120
+    args: list[str],
+    prefix: str,
+    clusters: Clusters,
+    timeout_s: float = 120,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `essctl` as a process against the test's topics and databases."""
     env = {
         **os.environ,
+        **(extra_env or {}),
         "ESS_TOPIC_PREFIX": prefix,
         "ESS_DB_LOCAL_DSN": clusters.local,
         "ESS_DB_CLOUD_DSN": clusters.cloud,

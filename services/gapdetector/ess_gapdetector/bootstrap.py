@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
+from ess_archive_layout.reader import ArchiveReader
+from ess_archive_layout.store import ArchiveStore
 from ess_common.control_topic import StatusTail
 from ess_common.db import DbTimeouts
 from ess_common.kafka import ReadingProducer
+from ess_gapdetector.archive_restore import ArchiveRestorer
 from ess_gapdetector.clusters import LinkedClusters
 from ess_gapdetector.heal import Healer
 from ess_gapdetector.kafka_feed import ReplayPublisher, SinkProgress, SlotFeed, TopicRetention
@@ -41,6 +44,7 @@ def bootstrap(settings: GapDetectorSettings, registry: CollectorRegistry) -> Gap
         replay_timeout_s=s.gap_replay_timeout_s,
         sync_chunk_rows=s.gap_sync_chunk_rows,
         tracker=tracker,
+        archive=_archive(s, clusters),
     )
     feed = SlotFeed(
         s.kafka_bootstrap,
@@ -64,3 +68,9 @@ def bootstrap(settings: GapDetectorSettings, registry: CollectorRegistry) -> Gap
             s.kafka_bootstrap, s.topic_prefix, {c: s.sink_group(c) for c in s.gap_clusters}
         ),
     )
+
+
+def _archive(s: GapDetectorSettings, clusters: LinkedClusters) -> ArchiveRestorer | None:
+    if not (s.gap_archive_restore and s.archive_configured):
+        return None
+    return ArchiveRestorer(ArchiveReader(ArchiveStore(s)), clusters)

@@ -89,9 +89,11 @@ class LinkedClusters:
     def up(self) -> list[Cluster]:
         return [c for c, link in self.links.items() if link.up]
 
-    async def _ask(
+    async def ask(
         self, cluster: Cluster, what: str, call: Callable[[asyncpg.Connection], Awaitable[T]]
     ) -> T | None:
+        """`call(connection)` on `cluster`; None when it is down or the call failed (counted,
+        logged, reconnected next time)."""
         link = self.links[cluster]
         conn = await link.get()
         if conn is None:
@@ -107,7 +109,7 @@ class LinkedClusters:
     async def prepare(self) -> None:
         """Create `loss_report` where it is missing (on every cluster reachable now)."""
         for cluster in self.names:
-            await self._ask(cluster, "creating loss_report", _ensure_loss_report)
+            await self.ask(cluster, "creating loss_report", _ensure_loss_report)
 
     async def presence(
         self,
@@ -117,14 +119,14 @@ class LinkedClusters:
         end: datetime,
         devices: Collection[str] | None = None,
     ) -> dict[str, int] | None:
-        return await self._ask(
+        return await self.ask(
             cluster,
             f"presence query of {table}",
             lambda conn: presence(conn, table, start, end, devices=devices),
         )
 
     async def table_bytes(self, cluster: Cluster, table: Table) -> int | None:
-        return await self._ask(cluster, f"size of {table}", lambda conn: table_bytes(conn, table))
+        return await self.ask(cluster, f"size of {table}", lambda conn: table_bytes(conn, table))
 
     async def store_report(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Upsert `rows` into `loss_report` on every reachable cluster."""
@@ -135,12 +137,12 @@ class LinkedClusters:
                 await conn.executemany(_UPSERT, rows)
 
         for cluster in self.names:
-            await self._ask(cluster, "storing loss_report", upsert)
+            await self.ask(cluster, "storing loss_report", upsert)
 
     async def registry(self) -> FleetRegistry | None:
         """The fleet registry of the first cluster that answers (both hold the same)."""
         for cluster in self.names:
-            found = await self._ask(cluster, "reading the fleet registry", load_registry)
+            found = await self.ask(cluster, "reading the fleet registry", load_registry)
             if found is not None:
                 return found
         return None
@@ -160,7 +162,7 @@ class LinkedClusters:
             await save_state(conn, group, state, forget_before_s)
             return True
 
-        return bool(await self._ask(cluster, "saving the detector's state", save))
+        return bool(await self.ask(cluster, "saving the detector's state", save))
 
     async def load_state(
         self, group: str, since_s: int, tables: tuple[Table, ...]
@@ -168,14 +170,14 @@ class LinkedClusters:
         """The newest saved state of any reachable cluster."""
         newest: tuple[datetime, Cluster] | None = None
         for cluster in self.names:
-            at = await self._ask(
+            at = await self.ask(
                 cluster, "reading the detector's state", lambda c: saved_at(c, group)
             )
             if at is not None and (newest is None or at > newest[0]):
                 newest = (at, cluster)
         if newest is None:
             return None
-        return await self._ask(
+        return await self.ask(
             newest[1],
             "loading the detector's state",
             lambda conn: load_state(conn, group, since_s, tables),

@@ -7,7 +7,9 @@ are split in two:
   are asked for with replay requests (neighbouring gaps of all devices
   coalesced into one time range per request, with the devices named);
 - slots it did not see in Kafka (so another cluster holds them), or all of
-  them once Kafka no longer holds the window: copied from the other cluster.
+  them once Kafka no longer holds the window: copied from the other cluster;
+  what the other cluster lacks too is restored from the Parquet archive (when
+  one is configured), the last copy of a reading once Kafka has forgotten it.
 
 Requests name at most `MAX_DEVICES_PER_REQUEST` devices: a fleet-wide gap
 becomes several requests. A request is checked when the sink reports it
@@ -41,7 +43,7 @@ from ess_common.replay import (
 )
 from ess_gapdetector.evaluate import WindowResult
 from ess_gapdetector.metrics import GapMetrics
-from ess_gapdetector.ports import ClusterAccess
+from ess_gapdetector.ports import ArchiveRestore, ClusterAccess
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import bits_in, coalesce, runs_of_set_bits
 from ess_loss.slots import SlotTracker
@@ -89,6 +91,7 @@ class Healer:
         sync_chunk_rows: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
         tracker: SlotTracker | None = None,
+        archive: ArchiveRestore | None = None,
     ) -> None:
         self.clusters = clusters
         self.metrics = metrics
@@ -99,6 +102,7 @@ class Healer:
         self.sync_chunk_rows = sync_chunk_rows
         self.clock = clock
         self.tracker = tracker  # where slots were in Kafka: for offset-range escalation
+        self.archive = archive  # the last fallback: restore from the Parquet archive
         self.pending: dict[str, PendingReplay] = {}
         self.history = HealLog()
         self._healed: list[tuple[Table, Window]] = []
@@ -276,6 +280,15 @@ class Healer:
         if not left:
             self._closed(cluster, table, window, "sync", missing)
             return
+        if self.archive is not None:
+            await self._restore(cluster, table, window, left)
+            restored = left
+            left = await self._still_missing(cluster, table, window, restored)
+            if left is None:
+                return
+            if not left:
+                self._closed(cluster, table, window, "archive", restored)
+                return
         slots = sum(b.bit_count() for b in left.values())
         self.metrics.gaps_unclosed.labels(cluster, table).inc()
         self.history.unclosed.append((cluster, table, slots))
@@ -324,6 +337,28 @@ class Healer:
             target,
             totals.missing,
             totals.already_present,
+            extra={"cluster": target, "table": table, "period_start": window.start.isoformat()},
+        )
+
+    async def _restore(
+        self, target: Cluster, table: Table, window: Window, missing: dict[str, int]
+    ) -> None:
+        assert self.archive is not None
+        gaps = [
+            g
+            for device, bits in sorted(missing.items())
+            for g in gaps_from_bits(device, window.start_s, bits)
+        ]
+        totals = await self.archive.restore(target, table, gaps, self.sync_chunk_rows)
+        if totals is None:
+            return
+        self.metrics.archive_rows.labels(target, table).inc(totals.inserted)
+        log.info(
+            "restored %d rows of %s into %s from the archive (%d of the slots were archived)",
+            totals.inserted,
+            table,
+            target,
+            totals.missing,
             extra={"cluster": target, "table": table, "period_start": window.start.isoformat()},
         )
 

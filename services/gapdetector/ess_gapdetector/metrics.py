@@ -80,7 +80,7 @@ class GapMetrics:
         )
         self.gaps_closed = Counter(
             "ess_gapdetector_gaps_closed_total",
-            "Gaps verified closed, by how (replay, sync)",
+            "Gaps verified closed, by how (replay, sync, archive)",
             ("cluster", "table", "how"),
             registry=registry,
         )
@@ -93,6 +93,12 @@ class GapMetrics:
         self.sync_rows = Counter(
             "ess_gapdetector_sync_rows_inserted_total",
             "Rows copied into a cluster from the other one",
+            ("cluster", "table"),
+            registry=registry,
+        )
+        self.archive_rows = Counter(
+            "ess_gapdetector_archive_rows_inserted_total",
+            "Rows restored into a cluster from the Parquet archive",
             ("cluster", "table"),
             registry=registry,
         )

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ess_archive_layout.compare import RestoreTotals
 from ess_common.clusters import Cluster
 from ess_common.model import Table
 from ess_common.replay import ReplayRequest, ReplayStatus
@@ -62,6 +63,14 @@ class RequestSink(Protocol):
 class KafkaRetention(Protocol):
     async def covers(self, table: Table, since: datetime) -> bool:
         """Whether Kafka still holds every record of `table` written since `since`."""
+
+
+class ArchiveRestore(Protocol):
+    """Copies slots from the Parquet archive into a cluster; None when it could not."""
+
+    async def restore(
+        self, target: Cluster, table: Table, gaps: list[SlotGap], chunk_rows: int
+    ) -> RestoreTotals | None: ...
 
 
 class ClusterAccess(Protocol):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ess_archive_layout.settings import ArchiveStoreSettings
 from ess_common.clusters import CLUSTERS, Cluster
 from ess_common.model import TABLES, Table
-from ess_common.settings import CommonSettings
 from ess_gapdetector.windows import PERIOD_SECONDS, Period
 
 
-class GapDetectorSettings(CommonSettings):
+class GapDetectorSettings(ArchiveStoreSettings):
     model_config = SettingsConfigDict(env_prefix="ESS_", frozen=True, extra="ignore")
 
     gap_group_id: str = Field(default="ess-gapdetector", min_length=1, max_length=200)
@@ -46,6 +46,11 @@ class GapDetectorSettings(CommonSettings):
     gap_tables: tuple[Table, ...] = Field(default=TABLES, min_length=1)
     gap_clusters: tuple[Cluster, ...] = Field(default=CLUSTERS, min_length=1)
     gap_heal: bool = True
+    gap_archive_restore: bool = Field(
+        default=True,
+        description="restore from the archive (ESS_ARCHIVE_S3_*) what Kafka and the other"
+        " cluster cannot give back",
+    )
     gap_coalesce_s: int = Field(default=60, ge=0, description="merge sink gaps this close")
     gap_replay_timeout_s: float = Field(default=600.0, gt=0)
     gap_sync_chunk_rows: int = Field(default=20_000, ge=100, le=1_000_000)

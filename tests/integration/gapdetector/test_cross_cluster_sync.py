@@ -7,19 +7,16 @@ import asyncio
 from datetime import timedelta
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
-from aiokafka.structs import TopicPartition
 
-from ess_common.kafka_offsets import offset_reader
 from ess_common.model import TABLES
 from ess_common.settings import CommonSettings
 from ess_common.synthetic import readings
-from ess_common.topics import telemetry_topic
 from ess_gapdetector.service import GapDetectorService
 from ess_gapdetector.windows import Window
 from helpers.common import DatabaseFactory
 from helpers.gap import (
     SMALL_FLEET,
+    delete_topic_data,
     detector_settings,
     essctl,
     execute,
@@ -32,23 +29,6 @@ from helpers.gap import (
     run_until,
     table_counts,
 )
-
-
-async def _delete_topic_data(settings: CommonSettings, prefix: str) -> None:
-    """What retention does to old data: every telemetry record is gone from Kafka."""
-    reader = offset_reader(settings.kafka_bootstrap)
-    await reader.start()
-    try:
-        tps = [TopicPartition(telemetry_topic(t, prefix), p) for t in TABLES for p in range(3)]
-        ends = await reader.end_offsets(tps)
-    finally:
-        await reader.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_records({tp: RecordsToDelete(ends[tp]) for tp in tps if ends[tp]})
-    finally:
-        await admin.close()
 
 
 async def test_sync_and_detector_fallback_copy_what_kafka_lost(
@@ -82,7 +62,7 @@ async def test_sync_and_detector_fallback_copy_what_kafka_lost(
             while not (d.feed.caught_up_at and d.tracker.block_count):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)  # polling another task's state: read it all first
             assert not [r for r in d.results if r.table == "etc"]  # still settling
-            await _delete_topic_data(settings, topic_prefix)
+            await delete_topic_data(settings, topic_prefix)
 
         # 1. The operator's sync (before the detector looks): the rack gap, minute 1.
         start, end = t0.isoformat(), (t0 + timedelta(seconds=60)).isoformat()
