@@ -24,7 +24,11 @@ class DayKeys:
 
     def add(self, device: str, ts: datetime) -> bool:
         """Mark a slot; False when it was already there."""
-        second = int(ts.timestamp()) - self.origin_s
+        return self.add_second(device, int(ts.timestamp()))
+
+    def add_second(self, device: str, epoch_s: int) -> bool:
+        """`add` with the slot as epoch seconds (the hot path of staging)."""
+        second = epoch_s - self.origin_s
         day = self.bits.get(device)
         if day is None:
             day = self.bits[device] = bytearray(_BYTES)

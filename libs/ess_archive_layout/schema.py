@@ -111,7 +111,7 @@ def encode_parquet(
         compression="zstd",
         compression_level=compression_level,
         row_group_size=row_group_rows,
-        use_dictionary=["device_id", "site"],
+        use_dictionary=["device_id"],
         write_statistics=True,
     )
     return sink.getvalue()

@@ -11,10 +11,10 @@ service loads the keys the stager asks for (`unknown_days`) before adding.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 
-from ess_archive_layout.keys import DayKeys
-from ess_archive_layout.layout import PartitionDay, partition_of
+from ess_archive_layout.keys import DAY_S, DayKeys
+from ess_archive_layout.layout import PartitionDay
 from ess_common.model import TABLES, Table
 from ess_tables.rows import columns
 from ess_tables.wire_rows import Row
@@ -23,16 +23,28 @@ DEVICE_AT, SITE_AT = 0, 1  # positions in every table's row (`ess_tables.rows.co
 TS_INDEX = {table: columns(table).index("ts") for table in TABLES}
 
 
+def _utc_date(epoch_day: int) -> date:
+    return datetime.fromtimestamp(epoch_day * DAY_S, UTC).date()
+
+
 class Stager:
     def __init__(self) -> None:
         self.keys: dict[PartitionDay, DayKeys] = {}
         self.rows: dict[PartitionDay, list[Row]] = {}
         self.count = 0
+        self._days: dict[tuple[Table, str, int], PartitionDay] = {}  # (table, site, epoch day)
+
+    def _day(self, table: Table, site: str, epoch_s: int) -> PartitionDay:
+        key = (table, site, epoch_s // DAY_S)
+        pd = self._days.get(key)
+        if pd is None:
+            pd = self._days[key] = PartitionDay(table, site, _utc_date(key[2]))
+        return pd
 
     def unknown_days(self, table: Table, rows: Iterable[Row]) -> set[PartitionDay]:
         """Partition-days of `rows` whose archived slots are not loaded yet."""
         ts_at = TS_INDEX[table]
-        days = {partition_of(table, r[SITE_AT], r[ts_at]) for r in rows}
+        days = {self._day(table, r[SITE_AT], int(r[ts_at].timestamp())) for r in rows}
         return {pd for pd in days if pd not in self.keys}
 
     def load(self, pd: PartitionDay, keys: DayKeys) -> None:
@@ -43,10 +55,13 @@ class Stager:
         ts_at = TS_INDEX[table]
         staged = 0
         for row in rows:
-            ts: datetime = row[ts_at]
-            pd = partition_of(table, row[SITE_AT], ts)
-            if self.keys[pd].add(row[DEVICE_AT], ts):
-                self.rows.setdefault(pd, []).append(row)
+            epoch_s = int(row[ts_at].timestamp())
+            pd = self._day(table, row[SITE_AT], epoch_s)
+            if self.keys[pd].add_second(row[DEVICE_AT], epoch_s):
+                staged_rows = self.rows.get(pd)
+                if staged_rows is None:
+                    staged_rows = self.rows[pd] = []
+                staged_rows.append(row)
                 staged += 1
         self.count += staged
         return staged, len(rows) - staged
