@@ -15,6 +15,7 @@ from ess_collector.device import Device, PollLimits
 from ess_collector.endpoint import EndpointPoller, ModbusConnection
 from ess_collector.inventory import DeviceConfig, EndpointConfig, Inventory
 from ess_collector.inventory_file import load_inventory
+from ess_collector.kafka_batches import BatchingProducer
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.modbus_client import ReadOnlyModbusClient
 from ess_collector.publisher import SpoolingPublisher
@@ -24,7 +25,7 @@ from ess_collector.settings import CollectorSettings
 from ess_collector.site_share import ordinal_of
 from ess_collector.spool import Spool
 from ess_common.backoff import Backoff
-from ess_common.kafka import ProducerOptions, RawProducer, ReadingProducer
+from ess_common.kafka import ProducerOptions, RawProducer
 from ess_common.model import Reading
 from ess_common.settings import ConfigError
 
@@ -149,10 +150,9 @@ def _limits(endpoint: EndpointConfig, settings: CollectorSettings) -> PollLimits
     )
 
 
-def _kafka_producer(settings: CollectorSettings) -> ReadingProducer:
-    return ReadingProducer(
+def _kafka_producer(settings: CollectorSettings) -> BatchingProducer:
+    return BatchingProducer(
         settings.kafka_bootstrap,
-        settings.topic_prefix,
         ProducerOptions(
             linger_ms=settings.collector_linger_ms,
             compression=settings.collector_compression,

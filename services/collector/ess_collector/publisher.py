@@ -28,10 +28,12 @@ import contextlib
 import functools
 import logging
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka.errors import KafkaError
 
+from ess_collector.kafka_batches import SentBatch
 from ess_collector.metrics import CollectorMetrics
 from ess_collector.spool import Spool, SpoolRecord, fsync_and_close
 from ess_common.backoff import Backoff
@@ -41,6 +43,14 @@ from ess_common.model import Reading
 from ess_common.topics import telemetry_topic
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class BatchSender(Protocol):
+    """A producer that takes a round of records at once (`BatchingProducer`)."""
+
+    async def send_records(self, records: Sequence[SpoolRecord], sent: list[SentBatch]) -> None: ...
+
 
 CURSOR_SAVE_INTERVAL_S = 0.5
 SYNC_INTERVAL_S = 1.0
@@ -146,6 +156,9 @@ class SpoolingPublisher:
                 continue
             for record in batch:  # before any await: the cursor stays behind them
                 self._unacked.setdefault(record.seq, record)
+            if isinstance(self._producer, BatchSender):
+                await self._send_batches(self._producer, batch)
+                continue
             for index, record in enumerate(batch):
                 try:
                     ack = await self._producer.send_raw(record.topic, record.value, record.key)
@@ -153,6 +166,38 @@ class SpoolingPublisher:
                     await self._send_failed(batch[index:], exc)
                     break
                 ack.add_done_callback(functools.partial(self._acked, record.seq))
+
+    async def _send_batches(self, producer: BatchSender, batch: list[SpoolRecord]) -> None:
+        sent: list[SentBatch] = []
+        try:
+            await producer.send_records(batch, sent)
+        except KafkaError as exc:
+            queued = {seq for s in sent for seq in s.seqs}
+            self._watch(sent)
+            await self._send_failed([r for r in batch if r.seq not in queued], exc)
+            return
+        self._watch(sent)
+
+    def _watch(self, sent: list[SentBatch]) -> None:
+        for batch in sent:
+            batch.ack.add_done_callback(functools.partial(self._batch_acked, batch))
+
+    def _batch_acked(self, batch: SentBatch, ack: asyncio.Future[Any]) -> None:
+        if ack.cancelled() or ack.exception() is not None:
+            for seq in batch.seqs:
+                self._acked(seq, ack)  # each failed record is resent
+            return
+        acked = 0
+        for seq in batch.seqs:
+            if self._unacked.pop(seq, None) is not None:
+                acked += 1
+        if not acked:
+            return
+        self.kafka_ready = True
+        self.last_ack_monotonic = time.monotonic()
+        self._retry.reset()
+        self._wakeup.set()  # the window has room again
+        self._metrics.readings_published.labels(batch.topic.rsplit(".", 1)[-1]).inc(acked)
 
     async def _start_producer(self) -> None:
         while True:

@@ -38,8 +38,8 @@ from ess_sunspec import (
     ModelDef,
     Point,
     PointType,
+    PointValue,
     SunSpecError,
-    apply_scale,
     walk_models,
 )
 
@@ -156,9 +156,11 @@ class _FieldPlan:
 class _ModelPlan:
     """What to decode of one model for one table, worked out once."""
 
-    decode: tuple[Point, ...]  # fixed-block points worth decoding (no pads)
     fields: tuple[_FieldPlan, ...]
-    extras: tuple[tuple[str, Point], ...]  # (key, point) of unmapped points
+    # the hot loop's view of `fields`: (field, point, its scale factor, integer, mask)
+    flat_fields: tuple[tuple[str, str, str | None, bool, int | None], ...]
+    group_means: tuple[_FieldPlan, ...]  # fields averaged over the repeating groups
+    extras: tuple[tuple[str, str, str | None], ...]  # (key, point, its scale factor)
 
 
 @functools.cache
@@ -176,13 +178,17 @@ def _model_plan(table: Table, model_id: int) -> _ModelPlan:
         for name, source in FIELD_SOURCES[table].items()
         if source.model_id == model.model_id
     )
+    flat = tuple(
+        (f.name, f.point.name, f.point.sf, f.integer, f.source.mask)
+        for f in fields
+        if f.point is not None
+    )
     extras = tuple(
-        (f"{model.model_id}.{point.name}", point)
+        (f"{model.model_id}.{point.name}", point.name, point.sf)
         for point in model.points[2:]  # after ID and L
         if point.type not in _SKIPPED_TYPES and point.name not in taken
     )
-    decode = tuple(p for p in model.points if p.type is not PointType.PAD)
-    return _ModelPlan(decode, fields, extras)
+    return _ModelPlan(fields, flat, tuple(f for f in fields if f.point is None), extras)
 
 
 def decode_device(table: Table, layout: SunSpecLayout, image: RegisterImage) -> DecodedValues:
@@ -195,42 +201,52 @@ def decode_device(table: Table, layout: SunSpecLayout, image: RegisterImage) -> 
             decoded.quality |= Quality.PARTIAL
             continue
         plan = _model_plan(table, location.model.model_id)
-        read[location.model.model_id] = (
-            plan,
-            decode_model_fast(location.model, registers, location.with_groups),
-        )
-    for name, source in FIELD_SOURCES[table].items():
-        if source.model_id not in read and source.model_id not in layout.model_ids:
-            decoded.set_field(name, None, Quality.NOT_IMPLEMENTED)  # the device lacks the model
-        elif source.model_id not in read:
-            decoded.set_field(name, None)  # its read failed: PARTIAL says so
+        model = decode_model_fast(location.model, registers, location.with_groups)
+        read[location.model.model_id] = (plan, model)
+    if len(read) < len(MODELS_BY_TABLE[table]):
+        for name, source in FIELD_SOURCES[table].items():
+            if source.model_id not in read and source.model_id not in layout.model_ids:
+                decoded.set_field(name, None, Quality.NOT_IMPLEMENTED)  # the device lacks it
+            elif source.model_id not in read:
+                decoded.set_field(name, None)  # its read failed: PARTIAL says so
+    values = decoded.values
+    flags = Quality.GOOD
     for plan, model in read.values():
-        for field_plan in plan.fields:
-            value, flags = _field_value(model, field_plan)
-            decoded.set_field(field_plan.name, value, flags)
+        flags |= _fields(plan, model.fixed, values)
+        for field_plan in plan.group_means:
+            value, flag = _group_mean(model, field_plan.source.point)
+            decoded.set_field(field_plan.name, value, flag)
+    decoded.quality |= flags
     decoded.extras = _extras(read.values())
     return decoded
 
 
-def _scaled(model: DecodedModel, point: Point) -> float | None:
-    raw = model.fixed[point.name]
-    return apply_scale(raw, model.fixed[point.sf] if point.sf is not None else 0)
+def _fields(
+    plan: _ModelPlan, fixed: dict[str, PointValue | None], values: dict[str, float | int | None]
+) -> Quality:
+    """The fixed-block fields of one model into `values` (the hot loop, inlined:
+    sentinels are None, integers masked, floats scaled as `apply_scale` does)."""
+    flags = 0
+    for name, point, sf, integer, mask in plan.flat_fields:
+        raw = fixed[point]
+        if raw is None or isinstance(raw, str):
+            values[name] = None
+            flags |= Quality.NOT_IMPLEMENTED
+        elif integer:
+            values[name] = int(raw) & mask if mask is not None else int(raw)
+        else:
+            exponent = 0 if sf is None else fixed[sf]
+            if exponent is None or isinstance(exponent, str):
+                values[name] = None
+                flags |= Quality.SCALE_FACTOR_INVALID
+            else:
+                values[name] = _scale(raw, int(exponent))
+    return Quality(flags)
 
 
-def _field_value(model: DecodedModel, plan: _FieldPlan) -> tuple[float | int | None, Quality]:
-    if plan.point is None:
-        return _group_mean(model, plan.source.point)
-    raw = model.fixed[plan.point.name]
-    if raw is None or isinstance(raw, str):
-        return None, Quality.NOT_IMPLEMENTED
-    if plan.integer:
-        number = int(raw)
-        mask = plan.source.mask
-        return (number & mask if mask is not None else number), Quality.GOOD
-    scaled = _scaled(model, plan.point)
-    if scaled is None:
-        return None, Quality.SCALE_FACTOR_INVALID
-    return scaled, Quality.GOOD
+def _scale(raw: int | float, exponent: int) -> float:
+    # Divide for negative exponents so 3328 * 10**-3 reads 3.328 (as apply_scale).
+    return float(raw) / 10.0**-exponent if exponent < 0 else float(raw) * 10.0**exponent
 
 
 def _group_mean(model: DecodedModel, point: str) -> tuple[float | None, Quality]:
@@ -246,11 +262,16 @@ def _extras(
 ) -> dict[str, float | int | str | bool | None]:
     extras: dict[str, float | int | str | bool | None] = {}
     for plan, model in read:
-        for key, point in plan.extras:
-            raw = model.fixed[point.name]
-            value = _scaled(model, point) if point.sf is not None else raw
+        fixed = model.fixed
+        for key, point, sf in plan.extras:
+            value = fixed[point]
             if value is None:
                 continue
+            if sf is not None:
+                exponent = fixed[sf]
+                if exponent is None or isinstance(exponent, str) or isinstance(value, str):
+                    continue
+                value = _scale(value, int(exponent))
             extras[key] = value
             if len(extras) == MAX_EXTRAS_PER_DEVICE:
                 return extras

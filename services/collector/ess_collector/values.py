@@ -53,11 +53,26 @@ def build_reading(device: DeviceId, slot: int, read_at: float, decoded: DecodedV
     """The reading of `device` for the one-second `slot` (epoch seconds)."""
     quality = decoded.quality
     values: dict[str, FieldValue] = {}
-    for name, value in decoded.values.items():
-        checked, flags = _checked(device.table, name, value)
-        values[name] = checked
-        if flags:
-            quality |= flags
+    integers = _integer_fields(device.table)
+    flags = 0
+    for name, value in decoded.values.items():  # types, finiteness and limits
+        if value is None:
+            values[name] = None
+        elif name in integers:
+            values[name] = int(value)
+        else:
+            number = float(value)
+            limits = FIELD_LIMITS.get(name)
+            if not math.isfinite(number):
+                values[name] = None
+                flags |= Quality.NOT_IMPLEMENTED
+            elif limits is not None and not limits[0] <= number <= limits[1]:
+                values[name] = None
+                flags |= Quality.OUT_OF_RANGE
+            else:
+                values[name] = number
+    if flags:
+        quality |= flags
     if read_at >= slot + 1:
         quality |= Quality.LATE
     # The measurements are validated; the envelope is built from values that satisfy
@@ -72,15 +87,6 @@ def build_reading(device: DeviceId, slot: int, read_at: float, decoded: DecodedV
     )
 
 
-def _checked(table: Table, name: str, value: FieldValue) -> tuple[FieldValue, Quality]:
-    if value is None:
-        return None, Quality.GOOD
-    if is_integer_field(table, name):
-        return int(value), Quality.GOOD
-    number = float(value)
-    if not math.isfinite(number):
-        return None, Quality.NOT_IMPLEMENTED
-    limits = FIELD_LIMITS.get(name)
-    if limits is not None and not limits[0] <= number <= limits[1]:
-        return None, Quality.OUT_OF_RANGE
-    return number, Quality.GOOD
+@cache
+def _integer_fields(table: Table) -> frozenset[str]:
+    return frozenset(n for n in VALUES_BY_TABLE[table].model_fields if is_integer_field(table, n))

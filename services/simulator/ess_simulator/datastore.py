@@ -73,6 +73,7 @@ class SiteDatastore:
         if isinstance(target, ExcCodes):
             return int(target.value)
         endpoint, second, sentinel = target
+        endpoint.last_read_second = second
         data = endpoint.packed(second, sentinel).read(function_code, address, count)
         return int(ExcCodes.ILLEGAL_ADDRESS.value) if data is None else data
 

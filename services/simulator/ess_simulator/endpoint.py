@@ -29,6 +29,7 @@ class DeviceEndpoint:
         self._common = common_block(device) if vendor_points is None else None
         self._cached: dict[tuple[int, bool], RegisterSpaces] = {}
         self._packed: dict[tuple[int, bool], PackedSpaces] = {}
+        self.last_read_second: int | None = None  # fast gateway: prerender what is polled
 
     @property
     def protocol(self) -> str:

@@ -16,6 +16,7 @@ from ess_simulator.datastore import SiteDatastore
 
 RENDER_AT = 0.4  # fraction of the second when the next one is rendered
 CHUNK = 20  # images between two yields to the event loop
+RECENT_S = 3  # a device read within this many seconds is rendered ahead
 
 
 async def prerender_forever(
@@ -30,9 +31,14 @@ async def prerender_forever(
 
 
 async def prerender(datastores: Sequence[SiteDatastore], second: int) -> None:
+    """Images of `second` for the devices read in the last few seconds (a device
+    nobody polls costs nothing)."""
     rendered = 0
     for datastore in datastores:
         for endpoint in datastore.endpoints():
+            last = endpoint.last_read_second
+            if last is None or last < second - RECENT_S:
+                continue
             endpoint.packed(second, datastore.sentinel(endpoint))
             rendered += 1
             if rendered % CHUNK == 0:
