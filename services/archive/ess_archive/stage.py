@@ -27,40 +27,41 @@ def _utc_date(epoch_day: int) -> date:
     return datetime.fromtimestamp(epoch_day * DAY_S, UTC).date()
 
 
+DayKey = tuple[Table, str, int]  # (table, site, UTC day as days since the epoch)
+
+
 class Stager:
     def __init__(self) -> None:
         self.keys: dict[PartitionDay, DayKeys] = {}
         self.rows: dict[PartitionDay, list[Row]] = {}
         self.count = 0
-        self._days: dict[tuple[Table, str, int], PartitionDay] = {}  # (table, site, epoch day)
-
-    def _day(self, table: Table, site: str, epoch_s: int) -> PartitionDay:
-        key = (table, site, epoch_s // DAY_S)
-        pd = self._days.get(key)
-        if pd is None:
-            pd = self._days[key] = PartitionDay(table, site, _utc_date(key[2]))
-        return pd
+        # the same days by a plain tuple: hashing it is cheaper than a dataclass, per reading
+        self._loaded: dict[DayKey, tuple[PartitionDay, DayKeys]] = {}
+        self._staged: dict[DayKey, list[Row]] = {}
 
     def unknown_days(self, table: Table, rows: Iterable[Row]) -> set[PartitionDay]:
         """Partition-days of `rows` whose archived slots are not loaded yet."""
         ts_at = TS_INDEX[table]
-        days = {self._day(table, r[SITE_AT], int(r[ts_at].timestamp())) for r in rows}
-        return {pd for pd in days if pd not in self.keys}
+        days = {(table, r[SITE_AT], int(r[ts_at].timestamp()) // DAY_S) for r in rows}
+        return {PartitionDay(t, site, _utc_date(d)) for t, site, d in days - self._loaded.keys()}
 
     def load(self, pd: PartitionDay, keys: DayKeys) -> None:
         self.keys[pd] = keys
+        self._loaded[(pd.table, pd.site, pd.start_s // DAY_S)] = (pd, keys)
 
     def add(self, table: Table, rows: Sequence[Row]) -> tuple[int, int]:
         """Stage the rows whose slot is new; returns (staged, duplicates)."""
         ts_at = TS_INDEX[table]
+        loaded, staged_by_day = self._loaded, self._staged
         staged = 0
         for row in rows:
             epoch_s = int(row[ts_at].timestamp())
-            pd = self._day(table, row[SITE_AT], epoch_s)
-            if self.keys[pd].add_second(row[DEVICE_AT], epoch_s):
-                staged_rows = self.rows.get(pd)
+            day = (table, row[SITE_AT], epoch_s // DAY_S)
+            pd, keys = loaded[day]
+            if keys.add_second(row[DEVICE_AT], epoch_s):
+                staged_rows = staged_by_day.get(day)
                 if staged_rows is None:
-                    staged_rows = self.rows[pd] = []
+                    staged_rows = staged_by_day[day] = self.rows[pd] = []
                 staged_rows.append(row)
                 staged += 1
         self.count += staged
@@ -72,12 +73,15 @@ class Stager:
     def done(self, pd: PartitionDay) -> None:
         """`pd`'s staged rows are durable (listed in its manifest)."""
         self.count -= len(self.rows.pop(pd, ()))
+        self._staged.pop((pd.table, pd.site, pd.start_s // DAY_S), None)
 
     def forget(self) -> None:
         """Drop everything (abandoned batch, lost partitions): the slots are loaded again
         from the archive, so what was not made durable is archived when read again."""
         self.keys.clear()
         self.rows.clear()
+        self._loaded.clear()
+        self._staged.clear()
         self.count = 0
 
     def forget_idle_days(self, keep: int) -> None:
@@ -86,3 +90,4 @@ class Stager:
         idle = sorted((pd for pd in self.keys if pd not in self.rows), key=lambda p: p.day)
         for pd in idle[: max(0, len(self.keys) - keep)]:
             del self.keys[pd]
+            del self._loaded[(pd.table, pd.site, pd.start_s // DAY_S)]
