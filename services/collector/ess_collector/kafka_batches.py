@@ -55,18 +55,6 @@ class BatchingProducer:
     async def stop(self) -> None:
         await self._producer.stop()  # idempotent; closes a half-started client too
 
-    async def send_raw(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = await self._producer.send(
-            topic, value=value, key=key, headers=list(headers) if headers else None
-        )
-        return fut
-
     async def send_records(self, records: Sequence[SpoolRecord], sent: list[SentBatch]) -> None:
         """Queue `records` (in order per partition); each queued batch is appended to
         `sent` as it goes, so after a KafkaError `sent` says what is on its way."""

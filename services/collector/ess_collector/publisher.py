@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 class BatchSender(Protocol):
     """A producer that takes a round of records at once (`BatchingProducer`)."""
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
     async def send_records(self, records: Sequence[SpoolRecord], sent: list[SentBatch]) -> None: ...
 
 
@@ -62,7 +66,7 @@ class SpoolingPublisher:
         self,
         spool: Spool,
         *,
-        producer: RawProducer,
+        producer: RawProducer | BatchSender,
         metrics: CollectorMetrics,
         topic_prefix: str,
         max_in_flight: int,
