@@ -17,7 +17,7 @@ import pyarrow as pa
 from ess_archive_layout.layout import STAGING, PartitionDay, parse_prefix
 from ess_archive_layout.manifest import Manifest, decode_manifest, live_segments
 from ess_archive_layout.schema import arrow_schema, decode_parquet, folded_segments
-from ess_archive_layout.store import ArchiveStore, ArchiveUnavailable
+from ess_archive_layout.store import ArchiveUnavailable, ObjectStore
 from ess_common.model import TABLES, Table
 
 MAX_READ_ATTEMPTS = 10
@@ -41,7 +41,7 @@ class DayContents:
 
 
 class ArchiveReader:
-    def __init__(self, store: ArchiveStore) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
     async def manifest(self, pd: PartitionDay) -> ManifestVersion:

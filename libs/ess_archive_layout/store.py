@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import obstore
 from obstore.exceptions import (
@@ -72,6 +72,18 @@ class StoredObject:
 # ConnectionError, TimeoutError): both are translated.
 _FAILURES = (BaseError, OSError)
 _NOT_FOUND = (NotFoundError, FileNotFoundError)
+
+
+class ObjectStore(Protocol):
+    """What the reader and the writer need of a bucket (`ArchiveStore`, or a fake in tests)."""
+
+    async def get(self, path: str) -> Versioned | None: ...
+    async def put(
+        self, path: str, data: bytes, *, if_match: str | None = None, create: bool = False
+    ) -> str | None: ...
+    async def list_objects(self, prefix: str) -> list[StoredObject]: ...
+    async def folders(self, prefix: str | None) -> list[str]: ...
+    async def delete(self, paths: Sequence[str]) -> None: ...
 
 
 def _translate(exc: BaseException, what: str) -> ArchiveError:

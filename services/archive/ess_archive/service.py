@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from aiokafka import TopicPartition
 
@@ -34,13 +34,31 @@ from ess_archive_layout.reader import ArchiveReader
 from ess_archive_layout.store import ArchiveError, ArchiveRefused
 from ess_common.backoff import Backoff
 from ess_common.http import Health
-from ess_common.kafka import OffsetCommittingConsumer
+from ess_common.kafka import RevokeHook
 from ess_tables.batch import BatchDecoder, DecodedBatch, Record
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 KEEP_DAYS_LOADED = 64  # partition-days whose archived slots stay in memory when idle
+
+
+class GroupMember(Protocol):
+    """What the loop needs of its consumer (`OffsetCommittingConsumer`, or a fake)."""
+
+    def on_revoke(self, hook: RevokeHook) -> None: ...
+    def assignment(self) -> frozenset[TopicPartition]: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 500, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]: ...
+    async def hold(
+        self, partitions: Iterable[TopicPartition] | None = None, timeout_ms: int = 100
+    ) -> dict[TopicPartition, list[Record]]: ...
+    def give_back(self, fetched: Mapping[TopicPartition, Sequence[Record]]) -> None: ...
+    def resume(self, partitions: Iterable[TopicPartition]) -> None: ...
+    async def commit_processed(self, last_processed: Mapping[TopicPartition, int]) -> bool: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 class AbandonedError(Exception):
@@ -54,7 +72,7 @@ class ArchiveService:
         self,
         settings: ArchiveSettings,
         *,
-        consumer: OffsetCommittingConsumer,
+        consumer: GroupMember,
         decoder: BatchDecoder,
         writer: ArchiveWriter,
         reader: ArchiveReader,
@@ -102,30 +120,33 @@ class ArchiveService:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        s = self.settings
-        async with self.consumer:
+        await self.consumer.start()
+        try:
             await self._rescan()
-            next_rollup = time.monotonic() + s.archive_rollup_check_s
-            try:
-                while not stop.is_set():
-                    room = max(1, s.archive_flush_rows - self.stager.count)
-                    fetched = await self.consumer.getmany(
-                        timeout_ms=500, max_records=min(room, 20_000)
-                    )
-                    if fetched:
-                        await self._stage(fetched)
-                    if self._flush_due():
-                        await self.flush_and_commit()
-                    if time.monotonic() >= next_rollup:
-                        await self.rollups()
-                        next_rollup = time.monotonic() + s.archive_rollup_check_s
+            await self._loop(stop)
+        except AbandonedError:
+            log.warning(
+                "stopping while the object store is unavailable: %d staged readings"
+                " abandoned, not committed (read again on the next start)",
+                self.stager.count,
+            )
+        finally:
+            await self.consumer.stop()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        next_rollup = time.monotonic() + s.archive_rollup_check_s
+        while not stop.is_set():
+            room = max(1, s.archive_flush_rows - self.stager.count)
+            fetched = await self.consumer.getmany(timeout_ms=500, max_records=min(room, 20_000))
+            if fetched:
+                await self._stage(fetched)
+            if self._flush_due():
                 await self.flush_and_commit()
-            except AbandonedError:
-                log.warning(
-                    "stopping while the object store is unavailable: %d staged readings"
-                    " abandoned, not committed (read again on the next start)",
-                    self.stager.count,
-                )
+            if time.monotonic() >= next_rollup:
+                await self.rollups()
+                next_rollup = time.monotonic() + s.archive_rollup_check_s
+        await self.flush_and_commit()
 
     def _flush_due(self) -> bool:
         if self.stager.count >= self.settings.archive_flush_rows:

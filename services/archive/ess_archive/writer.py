@@ -49,7 +49,7 @@ from ess_archive_layout.schema import (
     rows_to_arrow,
     ts_range_s,
 )
-from ess_archive_layout.store import ArchiveConflict, ArchiveStore, ArchiveUnavailable
+from ess_archive_layout.store import ArchiveConflict, ArchiveUnavailable, ObjectStore
 from ess_tables.wire_rows import Row
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def file_entry(path: str, data: pa.Table, size: int, folded: Sequence[str] = ())
 class ArchiveWriter:
     def __init__(
         self,
-        store: ArchiveStore,
+        store: ObjectStore,
         reader: ArchiveReader,
         metrics: ArchiveMetrics,
         policy: RollupPolicy,
