@@ -19,7 +19,8 @@ sites of it.
    doing the same reads on the same schedule (no retries, the collector's
    timeout, reconnect off). A step is *kept at 1 Hz* when every slot was
    polled, p99 lateness is under 100 ms and no slot overran. Stepping stops
-   after the first step the collector does not keep.
+   after two sizes in a row the collector does not keep (the machine is
+   shared: one bad window is not yet the ceiling).
 3. **Clients at the comparison size** (the first step): bare reads of the same
    plan with our client, with pymodbus's client, and with pymodbus's framer
    and PDU classes on our kind of connection (one asyncio protocol, a timer
@@ -343,6 +344,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         fleet = merged_inventory(sims)
         plans_all: dict[str, list[ReadRequest]] = {}
+        misses = 0
         for index, target in enumerate(steps):
             inventory = first_sites(fleet, target)
             n = len(inventory.devices())
@@ -379,7 +381,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 step["clients"] = await _clients(inventory, plans, sims, args.seconds, theirs)
             result["steps"].append(step)
             _log(json.dumps({k: step[k] for k in ("devices", "kept_at_1hz", "ratio")}))
-            if not step["kept_at_1hz"]:
+            misses = 0 if step["kept_at_1hz"] else misses + 1
+            if misses == 2:  # two sizes in a row not kept: the ceiling is behind us
                 break
         _log("simulator ceiling (bare pipelined client)...")
         result["simulator_ceiling"] = await simulator_ceiling(fleet, plans_all, sims)
@@ -468,7 +471,7 @@ def main() -> None:
     parser.add_argument(
         "--steps",
         type=lambda text: [int(v) for v in text.split(",")],
-        default=[580, 1160, 1450, 1740, 2030, 2320],
+        default=[580, 870, 1160, 1450, 1740, 2030],
         help="fleet sizes (devices), comma-separated",
     )
     parser.add_argument("--seconds", type=int, default=15, help="measured window per phase")
