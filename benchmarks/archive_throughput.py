@@ -7,9 +7,9 @@ On the running local stack (`make up`: Kafka, MinIO, the local TimescaleDB), in 
 
 1. `--devices` x `--seconds` synthetic readings (`ess_common.synthetic`, wire JSON)
    are produced to private topics (6 partitions);
-2. the **archive** (`ess_archive`, in this process, default settings) reads them
-   with a new group into a private prefix of the stack's bucket: decode,
-   stage (dedupe against the archived slots), one segment and one manifest update per
+2. the **archive** (`ess_archive`, in this process, default settings but a 2 s flush
+   timer) reads them with a new group into a private prefix of the stack's bucket:
+   decode, stage (dedupe against the archived slots), one segment and one manifest update per
    table and site, offset commits; timed from its start to the last reading durable;
    then the **roll-up** of those segments into parts, timed apart;
 3. the **ceiling**: the same rows (already decoded, in memory) grouped by table and
@@ -125,6 +125,9 @@ async def _archive_run(
             "kafka_bootstrap": common.kafka_bootstrap,
             "topic_prefix": tag,
             "archive_group_id": tag,
+            # the default 30 s would leave the last readings waiting idle: flushes by size,
+            # and the tail after 2 s, so the wall time is work, not the flush timer
+            "archive_flush_s": 2.0,
         }
     )
     service = bootstrap(settings, CollectorRegistry())
