@@ -47,7 +47,7 @@ from ess_gapdetector.ports import ArchiveRestore, ClusterAccess
 from ess_gapdetector.windows import Window
 from ess_loss.lossmath import bits_in, coalesce, runs_of_set_bits
 from ess_loss.slots import SlotTracker
-from ess_tables.crosssync import gaps_from_bits
+from ess_tables.crosssync import SlotGap, gaps_from_bits
 
 log = logging.getLogger(__name__)
 
@@ -320,11 +320,7 @@ class Healer:
         window: Window,
         missing: dict[str, int],
     ) -> None:
-        gaps = [
-            g
-            for device, bits in sorted(missing.items())
-            for g in gaps_from_bits(device, window.start_s, bits)
-        ]
+        gaps = window_gaps(window, missing)
         totals = await self.clusters.copy(source, target, table, gaps, self.sync_chunk_rows)
         if totals is None:
             return
@@ -344,11 +340,7 @@ class Healer:
         self, target: Cluster, table: Table, window: Window, missing: dict[str, int]
     ) -> None:
         assert self.archive is not None
-        gaps = [
-            g
-            for device, bits in sorted(missing.items())
-            for g in gaps_from_bits(device, window.start_s, bits)
-        ]
+        gaps = window_gaps(window, missing)
         totals = await self.archive.restore(target, table, gaps, self.sync_chunk_rows)
         if totals is None:
             return
@@ -380,6 +372,15 @@ class Healer:
             extra={"cluster": cluster, "table": table, "how": how},
         )
         self._healed.append((table, window))
+
+
+def window_gaps(window: Window, missing: dict[str, int]) -> list[SlotGap]:
+    """Per device, the runs of `missing` (bits relative to the window's start)."""
+    return [
+        g
+        for device, bits in sorted(missing.items())
+        for g in gaps_from_bits(device, window.start_s, bits)
+    ]
 
 
 def device_chunks(missing: dict[str, int]) -> list[dict[str, int]]:
