@@ -1,8 +1,10 @@
 """The archive's bucket through obstore (Rust's `object_store`): get, put, list, delete.
 
-Why obstore: async and typed, one small wheel with no Python dependencies
-(aiobotocore drags botocore and aiohttp in), conditional PUTs (`If-Match` on
-the manifest's ETag) built in, and it speaks S3, GCS and Azure alike.
+Why obstore: typed, one small wheel with no Python dependencies (aiobotocore
+drags botocore and aiohttp in), conditional PUTs (`If-Match` on the manifest's
+ETag) built in, and it speaks S3, GCS and Azure alike. Its blocking calls run
+in a worker thread (`asyncio.to_thread`; see the methods for why not its
+`*_async` ones); the archive makes a few calls per flush, not per reading.
 
 Errors come out as two kinds: `ArchiveUnavailable` (the store cannot be
 reached or answered 5xx/timeout: retriable, the caller holds its batch and
@@ -13,6 +15,7 @@ seen within seconds and handled by the caller's backoff instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -134,11 +137,19 @@ class ArchiveStore:
     def __repr__(self) -> str:
         return f"ArchiveStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
+    # obstore's blocking calls in a worker thread, not its *_async ones: those resolve their
+    # asyncio futures from tokio's threads, which may still be calling into Python while the
+    # interpreter finalizes (seen: an abort at exit, 1 run in 5); a blocking call returns in
+    # the thread that made it, so tokio's threads never touch Python.
+
     async def get(self, path: str) -> Versioned | None:
         """The object and its ETag, or None when there is none."""
+        return await asyncio.to_thread(self._get, path)
+
+    def _get(self, path: str) -> Versioned | None:
         try:
-            result = await obstore.get_async(self._store, path)
-            data = bytes(await result.bytes_async())
+            result = obstore.get(self._store, path)
+            data = bytes(result.bytes())
         except _NOT_FOUND:
             return None
         except _FAILURES as exc:
@@ -155,38 +166,44 @@ class ArchiveStore:
             mode = {"e_tag": if_match}
         elif create:
             mode = "create"
+        return await asyncio.to_thread(self._put, path, data, mode)
+
+    def _put(self, path: str, data: bytes, mode: PutMode) -> str | None:
         try:
-            result = await obstore.put_async(self._store, path, data, mode=mode)
+            result = obstore.put(self._store, path, data, mode=mode)
         except _FAILURES as exc:
             raise _translate(exc, f"put {path}") from None
         return result.get("e_tag")
 
     async def list_objects(self, prefix: str) -> list[StoredObject]:
         """Every object under `prefix` (recursively)."""
-        out: list[StoredObject] = []
+        return await asyncio.to_thread(self._list_objects, prefix)
+
+    def _list_objects(self, prefix: str) -> list[StoredObject]:
         try:
-            async for chunk in obstore.list(self._store, prefix, chunk_size=1000):
-                out.extend(
-                    StoredObject(m["path"], m["size"], m["last_modified"].timestamp())
-                    for m in chunk
-                )
+            found = obstore.list(self._store, prefix, chunk_size=1000).collect()
         except _FAILURES as exc:
             raise _translate(exc, f"list {prefix}") from None
-        return out
+        return [StoredObject(m["path"], m["size"], m["last_modified"].timestamp()) for m in found]
 
     async def folders(self, prefix: str | None) -> list[str]:
         """The next level of folders under `prefix` (without a trailing slash)."""
+        return await asyncio.to_thread(self._folders, prefix)
+
+    def _folders(self, prefix: str | None) -> list[str]:
         try:
-            found = await obstore.list_with_delimiter_async(self._store, prefix)
+            found = obstore.list_with_delimiter(self._store, prefix)
         except _FAILURES as exc:
             raise _translate(exc, f"list {prefix}") from None
         return [p.rstrip("/") for p in found["common_prefixes"]]
 
     async def delete(self, paths: Sequence[str]) -> None:
-        if not paths:
-            return
+        if paths:
+            await asyncio.to_thread(self._delete, list(paths))
+
+    def _delete(self, paths: list[str]) -> None:
         try:
-            await obstore.delete_async(self._store, list(paths))
+            obstore.delete(self._store, paths)
         except _NOT_FOUND:
             return
         except _FAILURES as exc:

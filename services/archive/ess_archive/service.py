@@ -43,6 +43,11 @@ T = TypeVar("T")
 KEEP_DAYS_LOADED = 64  # partition-days whose archived slots stay in memory when idle
 
 
+async def _once(operation: Callable[[], Awaitable[int]]) -> int:
+    """One attempt, no holding (inside a revocation the group waits for us)."""
+    return await operation()
+
+
 class GroupMember(Protocol):
     """What the loop needs of its consumer (`OffsetCommittingConsumer`, or a fake)."""
 
@@ -93,7 +98,8 @@ class ArchiveService:
         self.last_flush = time.monotonic()
         self.holding_since: float | None = None
         self.store_error = ""
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # staging, flushing and a revocation's flush, one at a time
+        self._revoked_unflushed = False
         self._stop = asyncio.Event()
         consumer.on_revoke(self.partitions_revoked)
 
@@ -159,14 +165,16 @@ class ArchiveService:
         self.decoder.add(batch, fetched)
         for poison in batch.poison:
             self.metrics.skipped.labels(poison.reason).inc()
-        for table, part in batch.tables.items():
-            for pd in sorted(self.stager.unknown_days(table, part.rows)):
-                keys = await self._until_done(partial(self.writer.load_keys, pd))
-                self.stager.load(pd, keys)
-            _, duplicates = self.stager.add(table, part.rows)
-            self.metrics.duplicates.labels(table).inc(duplicates)
-        self.offsets.update(batch.last_offsets)
-        self.metrics.staged_rows.set(self.stager.count)
+        async with self._lock:  # a revocation's flush never sees half a batch
+            for table, part in batch.tables.items():
+                for pd in sorted(self.stager.unknown_days(table, part.rows)):
+                    keys = await self._until_done(partial(self.writer.load_keys, pd))
+                    self.stager.load(pd, keys)
+                _, duplicates = self.stager.add(table, part.rows)
+                self.metrics.duplicates.labels(table).inc(duplicates)
+            self.offsets.update(batch.last_offsets)
+            self.metrics.staged_rows.set(self.stager.count)
+            self._forget_if_revoked()
 
     async def flush_and_commit(self) -> None:
         """Make every staged reading durable, then commit the offsets that carried them;
@@ -177,22 +185,28 @@ class ArchiveService:
         self, attempt: Callable[[Callable[[], Awaitable[int]]], Awaitable[int]]
     ) -> None:
         async with self._lock:
-            started = time.perf_counter()
-            for pd in self.stager.pending():
-                written = await attempt(partial(self.writer.flush_day, pd, self.stager.rows[pd]))
-                self.stager.done(pd)
-                self.days_with_segments.add(pd)
-                self.metrics.rows_archived.labels(pd.table).inc(written)
-            if self.offsets:
-                committed = await self.consumer.commit_processed(self.offsets)
-                self.offsets = {}
-                if committed:
-                    self.last_commit = time.monotonic()
-                    self.metrics.last_commit.set_to_current_time()
-            self.last_flush = time.monotonic()
-            self.stager.forget_idle_days(KEEP_DAYS_LOADED)
-            self.metrics.staged_rows.set(self.stager.count)
-            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+            await self._flush_locked(attempt)
+            self._forget_if_revoked()
+
+    async def _flush_locked(
+        self, attempt: Callable[[Callable[[], Awaitable[int]]], Awaitable[int]]
+    ) -> None:
+        started = time.perf_counter()
+        for pd in self.stager.pending():
+            written = await attempt(partial(self.writer.flush_day, pd, self.stager.rows[pd]))
+            self.stager.done(pd)
+            self.days_with_segments.add(pd)
+            self.metrics.rows_archived.labels(pd.table).inc(written)
+        if self.offsets:
+            committed = await self.consumer.commit_processed(self.offsets)
+            self.offsets = {}
+            if committed:
+                self.last_commit = time.monotonic()
+                self.metrics.last_commit.set_to_current_time()
+        self.last_flush = time.monotonic()
+        self.stager.forget_idle_days(KEEP_DAYS_LOADED)
+        self.metrics.staged_rows.set(self.stager.count)
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def _until_done(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation` until the store answers; meanwhile hold the partitions (paused,
@@ -232,22 +246,38 @@ class ArchiveService:
         the partitions are still owned; otherwise forget it for their next owner."""
         if not self.stager.count and not self.offsets:
             return
+        deadline = time.monotonic() + self.settings.archive_revoke_wait_s
         try:
-            await asyncio.wait_for(self._flush_once(), self.settings.archive_revoke_wait_s)
+            await asyncio.wait_for(self._lock.acquire(), self.settings.archive_revoke_wait_s)
+        except TimeoutError:  # busy (the store is away): forgotten once that step ends
+            self._revoked_unflushed = True
+            log.warning(
+                "partitions revoked while the archive waits for its store: what it"
+                " staged is forgotten, their next owner archives it"
+            )
+            return
+        try:
+            remaining = max(0.1, deadline - time.monotonic())
+            await asyncio.wait_for(self._flush_locked(_once), remaining)
         except (TimeoutError, ArchiveError) as exc:
             log.warning(
                 "partitions revoked before the staged readings were durable (%s):"
                 " forgotten, their next owner archives them",
                 type(exc).__name__,
             )
-            self.stager.forget()
-            self.offsets = {}
+            self._forget()
+        finally:
+            self._lock.release()
 
-    async def _flush_once(self) -> None:
-        async def once(operation: Callable[[], Awaitable[int]]) -> int:
-            return await operation()
+    def _forget_if_revoked(self) -> None:
+        if self._revoked_unflushed:
+            self._forget()
 
-        await self._flush(once)
+    def _forget(self) -> None:
+        self.stager.forget()
+        self.offsets = {}
+        self._revoked_unflushed = False
+        self.metrics.staged_rows.set(0)
 
     # -- roll-ups ---------------------------------------------------------------------------
 

@@ -186,3 +186,36 @@ async def test_a_rollup_interrupted_after_its_parts_shows_each_reading_once() ->
     assert not [p for p in store.objects if "/seg-" in p]  # folded segments deleted
     keys = await archived(store)
     assert len(keys) == len(set(keys)) == produced(3)
+
+
+async def test_a_revocation_flushes_and_commits_what_is_staged_first() -> None:
+    store = MemoryStore()
+    svc = service(store, FakeMember(store.events, []))
+    await svc._stage(fetch())  # staged, not flushed yet
+    assert svc.stager.count == produced()
+    await svc.partitions_revoked(frozenset(fetch()))
+    assert [e for e in store.events if e[0] == "commit"]
+    assert svc.stager.count == 0
+    assert len(await archived(store)) == produced()
+
+
+async def test_a_revocation_while_the_store_is_away_forgets_what_is_staged() -> None:
+    store = MemoryStore()
+    member = FakeMember(store.events, [])
+    svc = service(store, member)
+    await svc._stage(fetch())
+    store.down = True
+    flushing = asyncio.create_task(svc.flush_and_commit())  # holds: the store is away
+    async with asyncio.timeout(5):
+        while member.holds < 2:  # noqa: ASYNC110 - polling the service's own state
+            await asyncio.sleep(0.01)
+    slow = svc.settings.model_copy(update={"archive_revoke_wait_s": 0.1})
+    svc.settings = slow
+    await svc.partitions_revoked(frozenset(fetch()))  # gives up waiting for the flush
+    assert not [e for e in store.events if e[0] == "commit"]
+    store.down = False
+    await asyncio.wait_for(flushing, 5)
+    # what was being written is durable; nothing staged is kept for the next owner
+    assert svc.stager.count == 0
+    assert not svc.offsets
+    assert svc.stager.keys == {}
