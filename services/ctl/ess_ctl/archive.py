@@ -168,7 +168,6 @@ async def _days(
     reader: ArchiveReader, conn: asyncpg.Connection, args: argparse.Namespace
 ) -> list[PartitionDay]:
     """Days of the range per table and site that the archive or the cluster holds."""
-    checked_range(args.start, args.end)
     days = days_between(args.start, args.end)
     found = set(await reader.partition_days(args.table, args.site, days[0], days[-1]))
     for table in args.table:
@@ -186,8 +185,17 @@ async def _connect(settings: ArchiveStoreSettings, cluster: Cluster) -> asyncpg.
     )
 
 
+def _range_or_usage(command: str, args: argparse.Namespace) -> int | None:
+    try:
+        checked_range(args.start, args.end)
+    except UsageError as exc:
+        return fail_usage(f"archive {command}", str(exc))
+    return None
+
+
 def run_verify(args: argparse.Namespace) -> int:
-    return _run("verify", args, _verify)
+    bad = _range_or_usage("verify", args)
+    return bad if bad is not None else _run("verify", args, _verify)
 
 
 async def _verify(
@@ -233,6 +241,9 @@ async def _verify(
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    bad = _range_or_usage("restore", args)
+    if bad is not None:
+        return bad
     if not 100 <= args.chunk_rows <= 1_000_000:
         return fail_usage("archive restore", "--chunk-rows must be between 100 and 1,000,000")
     try:
