@@ -22,7 +22,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 MAX_DELAY_S = 0.2
-CHUNK = 50
+CHUNK = 8  # polls between two yields: a read still under way waits for one chunk at most
 
 
 class AfterReads:
