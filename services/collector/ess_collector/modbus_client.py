@@ -74,7 +74,7 @@ class _FrameSplitter(asyncio.Protocol):
         buffer += data
         while len(buffer) >= MBAP_HEADER_SIZE:
             try:
-                tid, unit, pdu_length = parse_header(bytes(buffer[:MBAP_HEADER_SIZE]))
+                tid, unit, pdu_length = parse_header(buffer)
             except BrokenFrameError as exc:
                 self._lost_framing(exc)
                 return

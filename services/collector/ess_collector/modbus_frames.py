@@ -12,6 +12,7 @@ short, bounded code used as a metric label.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 
 from ess_collector.errors import BrokenFrameError, ExceptionReplyError, MalformedReplyError
@@ -41,16 +42,23 @@ class ReadFunction(enum.IntEnum):
         return MAX_BITS_PER_READ if self.reads_bits else MAX_REGISTERS_PER_READ
 
 
+_READ_FRAME = struct.Struct(">HHHBBHH")  # MBAP header + read PDU, packed in one call
+_MAX_QUANTITY = {f: f.max_quantity for f in ReadFunction}  # enum properties are not free
+
+
 def encode_read_request(
     transaction_id: int, unit: int, function: ReadFunction, address: int, quantity: int
 ) -> bytes:
     """One complete Modbus TCP frame asking for `quantity` items from `address`."""
-    if not 1 <= quantity <= function.max_quantity:
-        raise ValueError(f"quantity {quantity} outside 1..{function.max_quantity}")
+    limit = _MAX_QUANTITY[function]
+    if not 1 <= quantity <= limit:
+        raise ValueError(f"quantity {quantity} outside 1..{limit}")
     if not 0 <= address <= 0xFFFF or address + quantity > 0x10000:
         raise ValueError(f"address range {address}+{quantity} outside the 16-bit space")
-    pdu = READ_REQUEST_PDU.pack(function, address, quantity)
-    return MBAP_HEADER.pack(transaction_id & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
+    pdu_length = READ_REQUEST_PDU.size + 1
+    return _READ_FRAME.pack(
+        transaction_id & 0xFFFF, 0, pdu_length, unit, function, address, quantity
+    )
 
 
 def encode_rtu_read_request(
@@ -99,13 +107,13 @@ def crc16(data: bytes) -> int:
     return crc
 
 
-def parse_header(header: bytes) -> tuple[int, int, int]:
+def parse_header(header: bytes | bytearray) -> tuple[int, int, int]:
     """(transaction id, unit id, PDU length) of a reply header.
 
     A header that cannot be right means the byte stream has lost its framing:
     nothing after it can be trusted, so the connection has to be closed.
     """
-    transaction_id, protocol, length, unit = MBAP_HEADER.unpack(header)
+    transaction_id, protocol, length, unit = MBAP_HEADER.unpack_from(header)
     if protocol != 0:
         raise BrokenFrameError(f"protocol id {protocol}, expected 0")
     if not 2 <= length <= MAX_PDU_SIZE + 1:
@@ -125,10 +133,15 @@ def decode_read_reply(function: ReadFunction, quantity: int, pdu: bytes) -> list
     if len(pdu) < 2 or len(pdu) != 2 + pdu[1]:
         raise MalformedReplyError("bad_length", f"byte count does not match a {len(pdu)}-byte PDU")
     data = pdu[2:]
-    if function.reads_bits:
+    if function <= ReadFunction.READ_DISCRETE_INPUTS:  # coils and discrete inputs: bits
         if len(data) != (quantity + 7) // 8:
             raise MalformedReplyError("bad_length", f"{len(data)} bytes for {quantity} bits")
         return [bool(data[i // 8] >> (i % 8) & 1) for i in range(quantity)]
     if len(data) != 2 * quantity:
         raise MalformedReplyError("bad_length", f"{len(data)} bytes for {quantity} registers")
-    return list(struct.unpack(f">{quantity}H", data))
+    return list(_registers_struct(quantity).unpack(data))
+
+
+@functools.cache
+def _registers_struct(quantity: int) -> struct.Struct:
+    return struct.Struct(f">{quantity}H")
