@@ -50,6 +50,7 @@ def pipeline_services() -> list[ServiceSpec]:
         ServiceSpec("sink-cloud", "ess_sink", 18102, {"ESS_SINK_CLUSTER": "cloud"}),
         ServiceSpec("cache", "ess_cache", 18103),
         ServiceSpec("gapdetector", "ess_gapdetector", 18104),
+        ServiceSpec("archive", "ess_archive", 18106),  # Parquet in the stack's MinIO
     ]
 
 
