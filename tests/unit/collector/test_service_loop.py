@@ -58,6 +58,18 @@ INVENTORY = Inventory(
 )
 
 
+def _settings(spool: Path) -> CollectorSettings:
+    return CollectorSettings(
+        _env_file=None,
+        topic_prefix="unit",
+        collector_spool_dir=spool,
+        collector_spool_max_bytes=1 << 20,
+        collector_spool_segment_bytes=64 << 10,
+        collector_request_timeout_s=0.2,
+        drain_timeout_s=5,
+    )
+
+
 class FakeKafka:
     """Acknowledges each record a little later (a broker's round trip); keeps what it got."""
 
@@ -87,19 +99,10 @@ class FakeKafka:
 async def test_the_collector_publishes_what_it_polled_and_drains_the_spool_on_stop(
     tmp_path: Path,
 ) -> None:
-    settings = CollectorSettings(
-        _env_file=None,
-        topic_prefix="unit",
-        collector_spool_dir=tmp_path,
-        collector_spool_max_bytes=1 << 20,
-        collector_spool_segment_bytes=64 << 10,
-        collector_request_timeout_s=0.2,
-        drain_timeout_s=5,
-    )
     polled: list[Reading] = []
     kafka = FakeKafka()
     service = bootstrap(
-        settings,
+        _settings(tmp_path),
         CollectorRegistry(),
         inventory=INVENTORY,
         observers=[polled.append],
@@ -168,17 +171,9 @@ async def test_sites_handed_away_stop_and_come_back_without_a_slot_twice(tmp_pat
             for site in ("site1", "site2")
         ],
     )
-    settings = CollectorSettings(
-        _env_file=None,
-        topic_prefix="unit",
-        collector_spool_dir=tmp_path,
-        collector_spool_max_bytes=1 << 20,
-        collector_spool_segment_bytes=64 << 10,
-        drain_timeout_s=5,
-    )
     polled: list[Reading] = []
     service = bootstrap(
-        settings,
+        _settings(tmp_path),
         CollectorRegistry(),
         inventory=two_sites,
         observers=[polled.append],
