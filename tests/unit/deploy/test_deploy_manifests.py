@@ -42,11 +42,14 @@ def test_compose_creates_topics_before_services_start() -> None:
         assert depends["topics"]["condition"] == "service_completed_successfully"
 
 
-def test_kubernetes_has_a_deployment_for_every_service_module() -> None:
+WORKLOADS = ("Deployment", "StatefulSet")  # the collector: a spool volume per replica
+
+
+def test_kubernetes_has_a_workload_for_every_service_module() -> None:
     commands = {
         tuple(c["command"])
         for d in _k8s_documents()
-        if d.get("kind") == "Deployment"
+        if d.get("kind") in WORKLOADS
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     for spec in pipeline_services():
@@ -62,9 +65,26 @@ def test_each_overlay_runs_the_sink_for_its_own_cluster() -> None:
         assert f"value: {cluster}" in patches, overlay
 
 
+def test_the_collector_keeps_its_spool_per_replica_across_pod_deletions() -> None:
+    (collector,) = [
+        d
+        for d in _k8s_documents()
+        if d.get("kind") in WORKLOADS and "collector" in d["metadata"]["name"]
+    ]
+    assert collector["kind"] == "StatefulSet"
+    claims = [c["metadata"]["name"] for c in collector["spec"]["volumeClaimTemplates"]]
+    mounts = collector["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    spool = next(m for m in mounts if m["name"] in claims)
+    env = {
+        e["name"]: e.get("value")
+        for e in collector["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["ESS_COLLECTOR_SPOOL_DIR"].startswith(spool["mountPath"])
+
+
 def test_grace_period_outlasts_the_drain_timeout() -> None:
     config = next(d for d in _k8s_documents() if d.get("kind") == "ConfigMap")
     drain = float(config["data"]["ESS_DRAIN_TIMEOUT_S"])
     for d in _k8s_documents():
-        if d.get("kind") == "Deployment":
+        if d.get("kind") in WORKLOADS:
             assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain
