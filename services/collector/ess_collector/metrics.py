@@ -133,6 +133,11 @@ class CollectorMetrics:
             "Sites this replica polls now (its share of the fleet)",
             registry=registry,
         )
+        self.inventory_sites = Gauge(
+            "ess_collector_inventory_sites",
+            "Sites in this replica's inventory (the whole fleet the replicas share)",
+            registry=registry,
+        )
         self.assignments = Counter(
             "ess_collector_assignments_total",
             "Site assignments applied (start, rebalances of the replicas' group)",

@@ -60,6 +60,8 @@ class CollectorService:
         self.after_reads = after_reads
         self.assignment = assignment or AllSites([site.id for site in inventory.sites])
         self.metrics = metrics
+        if metrics is not None:
+            metrics.inventory_sites.set(len(inventory.sites))
         self.owned: frozenset[str] = frozenset()  # sites this replica polls now
         self._site_stops: dict[str, asyncio.Event] = {}
         self._site_tasks: dict[str, asyncio.Task[None]] = {}
