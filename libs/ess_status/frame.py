@@ -191,5 +191,10 @@ def build_frame(
         "pending_replays": _optional(w, "ess_gapdetector_pending_replays"),
         "kafka_lag": _optional(w, "ess_gapdetector_kafka_lag_messages"),
     }
+    frame["archive"] = {
+        "rows_per_s": _first(w.rate("ess_archive_rows_archived_total")),
+        "staged_rows": _optional(w, "ess_archive_staged_rows"),
+        "holding": _optional(w, "ess_archive_holding"),
+    }
     frame["links"] = dict(links)
     return frame

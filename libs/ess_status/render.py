@@ -94,7 +94,13 @@ def render(frame: Mapping[str, Any], events: Sequence[str] = ()) -> RenderableTy
 
 
 def _footer(frame: Mapping[str, Any]) -> str:
-    col, cache, gap = frame["collector"], frame["cache"], frame["gapdetector"]
+    col, cache, gap, arc = (
+        frame["collector"],
+        frame["cache"],
+        frame["gapdetector"],
+        frame["archive"],
+    )
+    holding = " HOLDING (object store away)" if arc["holding"] else ""
     return "\n".join(
         [
             f"spool {col['spool_depth']:,.0f} readings (oldest {col['spool_oldest_age_s']:.0f}s)"
@@ -104,6 +110,7 @@ def _footer(frame: Mapping[str, Any]) -> str:
             f"  anomalies {cache['anomalies']:,.0f}",
             f"gap detector: last window {_s(gap['last_window_age_s'])} ago,"
             f" pending replays {_n(gap['pending_replays'])}, kafka lag {_n(gap['kafka_lag'])}",
+            f"archive rows/s {arc['rows_per_s']:.1f}, staged {_n(arc['staged_rows'])}{holding}",
             *(f"{name}: {url}" for name, url in frame["links"].items()),
         ]
     )

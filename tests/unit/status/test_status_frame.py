@@ -54,6 +54,11 @@ GAP = f"""# TYPE ess_gapdetector_loss_ratio gauge
 {LOSS % ("s1", "total")} 0.06
 {LOSS % ("s1", "sink")} 0.06
 """
+ARCHIVE = """# TYPE ess_archive_holding gauge
+ess_archive_holding 1
+# TYPE ess_archive_staged_rows gauge
+ess_archive_staged_rows 1200
+"""
 RUN = """# TYPE ess_run_service_restarts_total counter
 ess_run_service_restarts_total{service="sink-local"} 2
 ess_run_service_restarts_total{service="cache"} 0
@@ -62,7 +67,13 @@ LINKS = {"prometheus": "http://127.0.0.1:19090"}
 
 
 def _frame() -> dict[str, Any]:
-    before = {"collector": COLLECTOR_0, "sink-local": SINK_0, "gapdetector": GAP, "run": RUN}
+    before = {
+        "collector": COLLECTOR_0,
+        "sink-local": SINK_0,
+        "gapdetector": GAP,
+        "archive": ARCHIVE,
+        "run": RUN,
+    }
     after = {**before, "collector": COLLECTOR_1, "sink-local": SINK_1, "cache": None}
     return build_frame(after, before, dt=5.0, links=LINKS)
 
@@ -125,13 +136,14 @@ def test_a_restarted_service_counts_from_zero() -> None:
 def test_plain_lines_and_the_rich_screen_say_the_same() -> None:
     frame = _frame()
     lines = plain_lines(frame)
-    assert lines[0].startswith("services: cache DOWN (restarts 0), collector up")
+    assert lines[0].startswith("services: archive up, cache DOWN (restarts 0), collector up")
     assert "readings/s site2: bank 0.0, rack 4.0; devices down 2" in lines
     assert any(
         line.startswith("local: rows/s 10.0, lag 10, freshness p50 1.00s p99 3.50s")
         for line in lines
     )
     assert "loss local/s1/rack minute: 6.00 % critical" in lines
+    assert "archive rows/s 0.0, staged 1,200 HOLDING (object store away)" in lines
     assert lines[-1] == "prometheus: http://127.0.0.1:19090"
     console = Console(record=True, width=120, color_system="truecolor")
     console.print(render(frame, ["21:00:00 restarted sink-local"]))
