@@ -124,10 +124,10 @@ def _print_status(statuses: list[Status], as_json: bool) -> None:
             ).decode()
         )
         return
-    print(f"{'COMPONENT':<10} {'STATE':<8} {'PID':>8}  ENDPOINT")
+    print(f"{'COMPONENT':<12} {'STATE':<8} {'PID':>8}  ENDPOINT")
     for s in statuses:
         state = "running" if s.running else "stopped"
-        print(f"{s.name:<10} {state:<8} {s.pid or '-':>8}  {s.endpoint}")
+        print(f"{s.name:<12} {state:<8} {s.pid or '-':>8}  {s.endpoint}")
 
 
 def main(argv: list[str] | None = None) -> int:
