@@ -63,22 +63,26 @@ class RawProducer(RawSender, Protocol):
     async def stop(self) -> None: ...
 
 
+def idempotent_producer(bootstrap: str, opts: ProducerOptions) -> AIOKafkaProducer:
+    """The one way we produce: acks=all and idempotent, so a retried send never duplicates."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=opts.client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=opts.linger_ms,
+        compression_type=opts.compression,
+        max_batch_size=opts.max_batch_bytes,
+        request_timeout_ms=opts.request_timeout_ms,
+    )
+
+
 class ReadingProducer:
     def __init__(
         self, bootstrap: str, topic_prefix: str = "ess", options: ProducerOptions | None = None
     ) -> None:
-        opts = options or ProducerOptions()
         self._prefix = topic_prefix
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=opts.client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=opts.linger_ms,
-            compression_type=opts.compression,
-            max_batch_size=opts.max_batch_bytes,
-            request_timeout_ms=opts.request_timeout_ms,
-        )
+        self._producer = idempotent_producer(bootstrap, options or ProducerOptions())
         self._started = False
 
     async def start(self) -> None:

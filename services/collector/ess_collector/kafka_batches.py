@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from ess_collector.spool import SpoolRecord
-from ess_common.kafka import ProducerOptions
+from ess_common.kafka import ProducerOptions, idempotent_producer
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +35,7 @@ class BatchingProducer:
     """An idempotent acks=all producer that sends rounds of records as batches."""
 
     def __init__(self, bootstrap: str, options: ProducerOptions) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=options.client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=options.linger_ms,
-            compression_type=options.compression,
-            max_batch_size=options.max_batch_bytes,
-            request_timeout_ms=options.request_timeout_ms,
-        )
+        self._producer = idempotent_producer(bootstrap, options)
         self._partitioner = DefaultPartitioner()
         self._partition_of: dict[tuple[str, bytes, int], int] = {}
 
