@@ -228,32 +228,34 @@ async def test_essctl_reports_replays_and_refuses_bad_arguments(
         stop = asyncio.Event()
         serving = asyncio.create_task(worker.run(stop))
         try:
-            submitted = await _essctl_async(
+            code, out, err = await _essctl_async(
                 [*replay, *window, "--submit", "--wait", "60", "--json"], topic_prefix, clusters
             )
+            assert code == 0, err
+            result = orjson.loads(out)["result"]
+            assert (result["state"], result["rows_inserted"], result["rows_present"]) == (
+                "completed",
+                4,
+                296,
+            )
+            assert worker.served == 1
+
+            # offsets: the sinks' groups are caught up; the replay worker committed its
+            # request and the status messages behind it, which it reads (and commits) after
+            # reporting completion: polled while it still runs.
+            for _ in range(40):
+                offsets = await asyncio.to_thread(
+                    essctl, ["offsets", "--json"], topic_prefix, clusters
+                )
+                assert offsets.returncode == 0, offsets.stderr
+                found = orjson.loads(offsets.stdout)["offsets"]
+                pending = [r for r in found if r["group"] == worker.group_id and r["lag"] != 0]
+                if not pending:
+                    break
+                await asyncio.sleep(0.5)
         finally:
             stop.set()
             await asyncio.wait_for(serving, 30)
-        code, out, err = submitted
-        assert code == 0, err
-        result = orjson.loads(out)["result"]
-        assert (result["state"], result["rows_inserted"], result["rows_present"]) == (
-            "completed",
-            4,
-            296,
-        )
-        assert worker.served == 1
-
-        # offsets: the sinks' groups are caught up; the replay worker committed its request.
-        # The worker commits its request's offset just after reporting completion: poll briefly.
-        for _ in range(20):
-            offsets = essctl(["offsets", "--json"], topic_prefix, clusters)
-            assert offsets.returncode == 0, offsets.stderr
-            found = orjson.loads(offsets.stdout)["offsets"]
-            pending = [r for r in found if r["group"] == worker.group_id and r["lag"] != 0]
-            if not pending:
-                break
-            await asyncio.sleep(0.5)
         rack = [r for r in found if r["topic"].endswith(".telemetry.rack")]
         assert len({r["group"] for r in rack}) == 2  # the test's two sink groups
         assert all(r["lag"] == 0 and r["committed"] == r["end"] for r in rack)
